@@ -1,0 +1,521 @@
+//! Op set v1: append-only numeric op ids, their names, and their params
+//! structs. An id is never renumbered or reused; a new op takes the next id.
+//!
+//! Conventions every backend follows (the host guarantees them):
+//! - Elementwise ops (unary, binary, comparisons, `where`, `copy`, `cast`)
+//!   receive inputs already broadcast to the output's shape (stride 0 on
+//!   broadcast dimensions), so each input has the output's rank and shape.
+//! - Reductions keep reduced dimensions with extent 1 in the output.
+//! - Outputs never alias inputs, except where an op says it accumulates.
+//! - Layouts: images NCHW, conv weights `[K, C/groups, R, S]`.
+
+use std::ffi::c_void;
+
+macro_rules! op_ids {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $params:ty, in $nin:literal, out $nout:literal; )*) => {
+        /// An op of op set v1. The discriminant is the ABI id.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum OpId {
+            $( $(#[$doc])* $variant = $id, )*
+        }
+
+        impl OpId {
+            /// Every op, in id order.
+            pub const ALL: &'static [OpId] = &[ $( OpId::$variant, )* ];
+
+            /// The op with ABI id `id`, if this build knows it.
+            pub const fn from_u32(id: u32) -> Option<OpId> {
+                match id {
+                    $( $id => Some(OpId::$variant), )*
+                    _ => None,
+                }
+            }
+
+            /// Stable lower-case name, e.g. `conv2d_backward_data`.
+            pub const fn name(self) -> &'static str {
+                match self { $( OpId::$variant => $name, )* }
+            }
+
+            /// Size of the params struct this op takes (0: none, pass null).
+            pub const fn params_size(self) -> usize {
+                match self { $( OpId::$variant => params_size::<$params>(), )* }
+            }
+
+            /// Number of inputs; `None` when variable (concat).
+            pub const fn input_count(self) -> Option<usize> {
+                match self { $( OpId::$variant => count($nin), )* }
+            }
+
+            /// Number of outputs.
+            pub const fn output_count(self) -> usize {
+                match self { $( OpId::$variant => $nout, )* }
+            }
+        }
+    };
+}
+
+const fn count(n: i32) -> Option<usize> {
+    if n < 0 {
+        None
+    } else {
+        Some(n as usize)
+    }
+}
+
+const fn params_size<T>() -> usize {
+    std::mem::size_of::<T>()
+}
+
+/// Marker for ops that take no params struct (the pointer is null).
+#[derive(Debug, Clone, Copy)]
+pub enum NoParams {}
+
+op_ids! {
+    /// `y = -x`
+    Neg = 1, "neg", NoParams, in 1, out 1;
+    /// `y = |x|`
+    Abs = 2, "abs", NoParams, in 1, out 1;
+    /// `y = e^x`
+    Exp = 3, "exp", NoParams, in 1, out 1;
+    /// `y = ln x`
+    Log = 4, "log", NoParams, in 1, out 1;
+    /// `y = sqrt x`
+    Sqrt = 5, "sqrt", NoParams, in 1, out 1;
+    /// `y = 1 / sqrt x`
+    Rsqrt = 6, "rsqrt", NoParams, in 1, out 1;
+    /// `y = max(x, 0)`
+    Relu = 7, "relu", NoParams, in 1, out 1;
+    /// `y = x/2 (1 + erf(x / sqrt 2))`
+    GeluErf = 8, "gelu_erf", NoParams, in 1, out 1;
+    /// `y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
+    GeluTanh = 9, "gelu_tanh", NoParams, in 1, out 1;
+    /// `y = 1 / (1 + e^-x)`
+    Sigmoid = 10, "sigmoid", NoParams, in 1, out 1;
+    /// `y = tanh x`
+    Tanh = 11, "tanh", NoParams, in 1, out 1;
+    /// `y = x sigmoid(x)`
+    Silu = 12, "silu", NoParams, in 1, out 1;
+    /// Inputs `(x, dy)`, output `dx = dy * f'(x)` for the unary op named in
+    /// [`UnaryBackwardParams`]. `x` is the forward input.
+    UnaryBackward = 13, "unary_backward", UnaryBackwardParams, in 2, out 1;
+    /// `c = a + b`
+    Add = 14, "add", NoParams, in 2, out 1;
+    /// `c = a - b`
+    Sub = 15, "sub", NoParams, in 2, out 1;
+    /// `c = a * b`
+    Mul = 16, "mul", NoParams, in 2, out 1;
+    /// `c = a / b`
+    Div = 17, "div", NoParams, in 2, out 1;
+    /// `c = a ^ b`
+    Pow = 18, "pow", NoParams, in 2, out 1;
+    /// `c = max(a, b)`
+    Maximum = 19, "maximum", NoParams, in 2, out 1;
+    /// `c = min(a, b)`
+    Minimum = 20, "minimum", NoParams, in 2, out 1;
+    /// `m = a == b`, output u8 mask.
+    Eq = 21, "eq", NoParams, in 2, out 1;
+    /// `m = a != b`, output u8 mask.
+    Ne = 22, "ne", NoParams, in 2, out 1;
+    /// `m = a < b`, output u8 mask.
+    Lt = 23, "lt", NoParams, in 2, out 1;
+    /// `m = a <= b`, output u8 mask.
+    Le = 24, "le", NoParams, in 2, out 1;
+    /// `m = a > b`, output u8 mask.
+    Gt = 25, "gt", NoParams, in 2, out 1;
+    /// `m = a >= b`, output u8 mask.
+    Ge = 26, "ge", NoParams, in 2, out 1;
+    /// Inputs `(mask u8, a, b)`: `c = mask ? a : b`.
+    Where = 27, "where", NoParams, in 3, out 1;
+    /// No inputs; every element of the output becomes `value`.
+    Fill = 28, "fill", FillParams, in 0, out 1;
+    /// Strided copy, same dtype: `out[i] = x[i]` (makes views contiguous).
+    Copy = 29, "copy", NoParams, in 1, out 1;
+    /// Converting copy between dtypes (float to int truncates toward zero;
+    /// to u8 maps nonzero to 1).
+    Cast = 30, "cast", NoParams, in 1, out 1;
+    /// Any number of inputs joined along `axis` into one output.
+    Concat = 31, "concat", AxisParams, in -1, out 1;
+    /// Sum over the axes in the mask.
+    Sum = 32, "sum", ReduceParams, in 1, out 1;
+    /// Mean over the axes in the mask.
+    Mean = 33, "mean", ReduceParams, in 1, out 1;
+    /// Maximum over the axes in the mask.
+    Max = 34, "max", ReduceParams, in 1, out 1;
+    /// Minimum over the axes in the mask.
+    Min = 35, "min", ReduceParams, in 1, out 1;
+    /// Index (i64) of the first maximum along the single axis in the mask.
+    Argmax = 36, "argmax", ReduceParams, in 1, out 1;
+    /// Batched matmul `c = alpha a b + beta c` on `[.., M, K] x [.., K, N]`.
+    /// Transposes are strides; batch dims are broadcast like the output's.
+    Matmul = 37, "matmul", MatmulParams, in 2, out 1;
+    /// Inputs `(x [N,C,H,W], w [K,C/g,R,S])`, optional third input bias `[K]`.
+    Conv2d = 38, "conv2d", Conv2dParams, in -1, out 1;
+    /// Inputs `(dy, w)`, output `dx`.
+    Conv2dBackwardData = 39, "conv2d_backward_data", Conv2dParams, in 2, out 1;
+    /// Inputs `(x, dy)`, output `dw`.
+    Conv2dBackwardFilter = 40, "conv2d_backward_filter", Conv2dParams, in 2, out 1;
+    /// Input `x`, output `y`.
+    MaxPool2d = 41, "max_pool2d", Pool2dParams, in 1, out 1;
+    /// Inputs `(x, dy)`, output `dx` (gradient goes to the first maximum).
+    MaxPool2dBackward = 42, "max_pool2d_backward", Pool2dParams, in 2, out 1;
+    /// Input `x`, output `y`.
+    AvgPool2d = 43, "avg_pool2d", Pool2dParams, in 1, out 1;
+    /// Input `dy`, output `dx`.
+    AvgPool2dBackward = 44, "avg_pool2d_backward", Pool2dParams, in 1, out 1;
+    /// Softmax along `axis`.
+    Softmax = 45, "softmax", AxisParams, in 1, out 1;
+    /// Inputs `(y, dy)` with `y` the forward output; output `dx`.
+    SoftmaxBackward = 46, "softmax_backward", AxisParams, in 2, out 1;
+    /// Log-softmax along `axis`.
+    LogSoftmax = 47, "log_softmax", AxisParams, in 1, out 1;
+    /// Inputs `(y, dy)` with `y` the forward output; output `dx`.
+    LogSoftmaxBackward = 48, "log_softmax_backward", AxisParams, in 2, out 1;
+    /// Inputs `(x, gamma, beta)` normalised over the last `axis` dims... see
+    /// [`NormParams`]; outputs `(y, mean, rstd)`, the statistics shaped like
+    /// `x` with the normalised dims set to 1.
+    LayerNorm = 49, "layer_norm", NormParams, in 3, out 3;
+    /// Inputs `(x, gamma, mean, rstd, dy)`; outputs `(dx, dgamma, dbeta)`.
+    LayerNormBackward = 50, "layer_norm_backward", NormParams, in 5, out 3;
+    /// Training (`params.training = 1`): inputs `(x, gamma, beta)`, outputs
+    /// `(y, mean [C], rstd [C])` from batch statistics over N, H, W.
+    /// Inference: inputs `(x, gamma, beta, running_mean, running_var)`, output `y`.
+    BatchNorm = 51, "batch_norm", NormParams, in -1, out 3;
+    /// Inputs `(x, gamma, mean, rstd, dy)`; outputs `(dx, dgamma, dbeta)`.
+    BatchNormBackward = 52, "batch_norm_backward", NormParams, in 5, out 3;
+    /// Inputs `(table, index i64)`: `out` takes the slices of `table` along
+    /// `axis` named by `index`; out shape = table's with `axis` replaced by index's shape.
+    IndexSelect = 53, "index_select", AxisParams, in 2, out 1;
+    /// Inputs `(index i64, src)`: accumulates `out[.., index[i], ..] += src[.., i, ..]`
+    /// along `axis`. Reads and writes `out` (the caller zeroes it first).
+    IndexAdd = 54, "index_add", AxisParams, in 2, out 1;
+    /// Inputs `(logits [N, C], labels i64 [N])`; output per-sample loss `[N]`
+    /// (`-log_softmax(logits)[label]`, 0 where label == ignore_index).
+    CrossEntropy = 55, "cross_entropy", CrossEntropyParams, in 2, out 1;
+    /// Inputs `(logits, labels, dloss [N])`; output `dlogits [N, C]`.
+    CrossEntropyBackward = 56, "cross_entropy_backward", CrossEntropyParams, in 3, out 1;
+}
+
+impl OpId {
+    /// True for the twelve elementwise unary ops (`neg` to `silu`).
+    pub const fn is_unary(self) -> bool {
+        (self as u32) >= OpId::Neg as u32 && (self as u32) <= OpId::Silu as u32
+    }
+
+    /// True for the seven arithmetic binary ops (`add` to `minimum`).
+    pub const fn is_binary(self) -> bool {
+        (self as u32) >= OpId::Add as u32 && (self as u32) <= OpId::Minimum as u32
+    }
+
+    /// True for the six comparisons (`eq` to `ge`).
+    pub const fn is_comparison(self) -> bool {
+        (self as u32) >= OpId::Eq as u32 && (self as u32) <= OpId::Ge as u32
+    }
+}
+
+impl std::fmt::Display for OpId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Params of `unary_backward`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct UnaryBackwardParams {
+    /// `size_of::<UnaryBackwardParams>()`.
+    pub struct_size: u64,
+    /// Id of the forward unary op.
+    pub op: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Params of `fill`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FillParams {
+    /// `size_of::<FillParams>()`.
+    pub struct_size: u64,
+    /// The value, converted to the output dtype.
+    pub value: f64,
+}
+
+/// Params of ops along one axis (`concat`, softmax family, index ops).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct AxisParams {
+    /// `size_of::<AxisParams>()`.
+    pub struct_size: u64,
+    /// Axis, `0..rank` (never negative across the ABI).
+    pub axis: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Params of reductions.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ReduceParams {
+    /// `size_of::<ReduceParams>()`.
+    pub struct_size: u64,
+    /// Bit `k` set: reduce over axis `k`.
+    pub axes_mask: u64,
+}
+
+/// Params of `matmul`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MatmulParams {
+    /// `size_of::<MatmulParams>()`.
+    pub struct_size: u64,
+    /// Scale of the product.
+    pub alpha: f64,
+    /// Scale of the prior output (0: the output is not read).
+    pub beta: f64,
+}
+
+/// Params of the conv2d family.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2dParams {
+    /// `size_of::<Conv2dParams>()`.
+    pub struct_size: u64,
+    /// Stride (h, w), >= 1.
+    pub stride: [i64; 2],
+    /// Zero padding (h, w) on both sides, >= 0.
+    pub padding: [i64; 2],
+    /// Dilation (h, w), >= 1.
+    pub dilation: [i64; 2],
+    /// Groups, >= 1, dividing C and K.
+    pub groups: i64,
+}
+
+/// Params of the pool2d family.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Pool2dParams {
+    /// `size_of::<Pool2dParams>()`.
+    pub struct_size: u64,
+    /// Window (h, w), >= 1.
+    pub kernel: [i64; 2],
+    /// Stride (h, w), >= 1.
+    pub stride: [i64; 2],
+    /// Padding (h, w), >= 0, at most half the window.
+    pub padding: [i64; 2],
+    /// Average pooling: 1 counts padded positions in the divisor.
+    pub count_include_pad: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Params of the norm family.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct NormParams {
+    /// `size_of::<NormParams>()`.
+    pub struct_size: u64,
+    /// Added to the variance.
+    pub eps: f64,
+    /// layer_norm: the number of trailing dims normalised over (gamma and
+    /// beta have their shape). batch_norm: the channel axis (1).
+    pub axis: u32,
+    /// batch_norm: 1 for batch statistics, 0 for running statistics.
+    pub training: u32,
+}
+
+/// Params of the cross-entropy pair.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct CrossEntropyParams {
+    /// `size_of::<CrossEntropyParams>()`.
+    pub struct_size: u64,
+    /// Samples with this label contribute zero loss and zero gradient.
+    pub ignore_index: i64,
+}
+
+/// The params of one op call, typed. Built by the host, read by backends
+/// through [`Params::from_raw`].
+#[derive(Debug, Clone, Copy)]
+pub enum Params {
+    /// The op takes none.
+    None,
+    /// `unary_backward`.
+    UnaryBackward(UnaryBackwardParams),
+    /// `fill`.
+    Fill(FillParams),
+    /// Axis ops.
+    Axis(AxisParams),
+    /// Reductions.
+    Reduce(ReduceParams),
+    /// `matmul`.
+    Matmul(MatmulParams),
+    /// Conv2d family.
+    Conv2d(Conv2dParams),
+    /// Pool2d family.
+    Pool2d(Pool2dParams),
+    /// Norm family.
+    Norm(NormParams),
+    /// Cross-entropy pair.
+    CrossEntropy(CrossEntropyParams),
+}
+
+macro_rules! params_struct_size {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// This struct's size, for `struct_size`.
+            pub const SIZE: u64 = std::mem::size_of::<$t>() as u64;
+        }
+    )*};
+}
+params_struct_size!(
+    UnaryBackwardParams,
+    FillParams,
+    AxisParams,
+    ReduceParams,
+    MatmulParams,
+    Conv2dParams,
+    Pool2dParams,
+    NormParams,
+    CrossEntropyParams
+);
+
+/// Why a params pointer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamsError {
+    /// The op takes params but the pointer is null.
+    Missing,
+    /// `struct_size` is smaller than version 1.0 of the struct.
+    TooSmall {
+        /// What the caller said.
+        got: u64,
+        /// What version 1.0 needs.
+        need: u64,
+    },
+}
+
+impl std::fmt::Display for ParamsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamsError::Missing => f.write_str("params pointer is null"),
+            ParamsError::TooSmall { got, need } => {
+                write!(f, "params struct_size {got} is smaller than {need}")
+            }
+        }
+    }
+}
+
+/// Reads a `T` whose first field is `struct_size`, accepting a larger
+/// (newer) struct. Fields a newer writer appended are ignored.
+///
+/// # Safety
+/// `ptr` must be null or point to a readable struct of at least the size
+/// its own `struct_size` says.
+unsafe fn read_sized<T: Copy>(ptr: *const c_void) -> Result<T, ParamsError> {
+    if ptr.is_null() {
+        return Err(ParamsError::Missing);
+    }
+    // SAFETY: the caller guarantees at least 8 readable bytes (struct_size).
+    let got = unsafe { std::ptr::read_unaligned(ptr as *const u64) };
+    let need = std::mem::size_of::<T>() as u64;
+    if got < need {
+        return Err(ParamsError::TooSmall { got, need });
+    }
+    // SAFETY: the struct is at least `need` bytes long, checked above.
+    Ok(unsafe { std::ptr::read_unaligned(ptr as *const T) })
+}
+
+impl Params {
+    /// Reads the params of `op` from the raw pointer passed to `execute`.
+    ///
+    /// # Safety
+    /// `ptr` must be null or point to a struct that starts with a correct
+    /// `struct_size`.
+    pub unsafe fn from_raw(op: OpId, ptr: *const c_void) -> Result<Params, ParamsError> {
+        use OpId::*;
+        // SAFETY: forwarded from the caller for every arm.
+        unsafe {
+            Ok(match op {
+                UnaryBackward => Params::UnaryBackward(read_sized(ptr)?),
+                Fill => Params::Fill(read_sized(ptr)?),
+                Concat | Softmax | SoftmaxBackward | LogSoftmax | LogSoftmaxBackward
+                | IndexSelect | IndexAdd => Params::Axis(read_sized(ptr)?),
+                Sum | Mean | Max | Min | Argmax => Params::Reduce(read_sized(ptr)?),
+                Matmul => Params::Matmul(read_sized(ptr)?),
+                Conv2d | Conv2dBackwardData | Conv2dBackwardFilter => {
+                    Params::Conv2d(read_sized(ptr)?)
+                }
+                MaxPool2d | MaxPool2dBackward | AvgPool2d | AvgPool2dBackward => {
+                    Params::Pool2d(read_sized(ptr)?)
+                }
+                LayerNorm | LayerNormBackward | BatchNorm | BatchNormBackward => {
+                    Params::Norm(read_sized(ptr)?)
+                }
+                CrossEntropy | CrossEntropyBackward => Params::CrossEntropy(read_sized(ptr)?),
+                _ => Params::None,
+            })
+        }
+    }
+
+    /// Pointer to pass across the ABI (null for [`Params::None`]); borrowed
+    /// from `self`.
+    pub fn as_ptr(&self) -> *const c_void {
+        match self {
+            Params::None => std::ptr::null(),
+            Params::UnaryBackward(p) => p as *const _ as *const c_void,
+            Params::Fill(p) => p as *const _ as *const c_void,
+            Params::Axis(p) => p as *const _ as *const c_void,
+            Params::Reduce(p) => p as *const _ as *const c_void,
+            Params::Matmul(p) => p as *const _ as *const c_void,
+            Params::Conv2d(p) => p as *const _ as *const c_void,
+            Params::Pool2d(p) => p as *const _ as *const c_void,
+            Params::Norm(p) => p as *const _ as *const c_void,
+            Params::CrossEntropy(p) => p as *const _ as *const c_void,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_dense_unique_and_round_trip() {
+        for (i, op) in OpId::ALL.iter().enumerate() {
+            assert_eq!(*op as u32, i as u32 + 1, "{op} is out of order");
+            assert_eq!(OpId::from_u32(*op as u32), Some(*op));
+        }
+        assert_eq!(OpId::from_u32(0), None);
+        assert_eq!(OpId::from_u32(OpId::ALL.len() as u32 + 1), None);
+    }
+
+    #[test]
+    fn params_accept_newer_and_reject_older_structs() {
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Newer {
+            base: FillParams,
+            extra: u64,
+        }
+        let newer = Newer {
+            base: FillParams {
+                struct_size: std::mem::size_of::<Newer>() as u64,
+                value: 2.5,
+            },
+            extra: 7,
+        };
+        // SAFETY: points at a live struct with a correct struct_size.
+        let p = unsafe { Params::from_raw(OpId::Fill, &newer as *const _ as *const c_void) };
+        assert!(matches!(p, Ok(Params::Fill(f)) if f.value == 2.5));
+        let older = FillParams {
+            struct_size: 8,
+            value: 1.0,
+        };
+        // SAFETY: as above.
+        let p = unsafe { Params::from_raw(OpId::Fill, &older as *const _ as *const c_void) };
+        assert_eq!(p.unwrap_err(), ParamsError::TooSmall { got: 8, need: 16 });
+        // SAFETY: null is allowed.
+        let p = unsafe { Params::from_raw(OpId::Fill, std::ptr::null()) };
+        assert_eq!(p.unwrap_err(), ParamsError::Missing);
+    }
+}
