@@ -7,6 +7,12 @@
 //!   broadcast dimensions), so each input has the output's rank and shape.
 //! - Reductions keep reduced dimensions with extent 1 in the output.
 //! - Outputs never alias inputs, except where an op says it accumulates.
+//! - Outputs are contiguous row-major, except for the elementwise ops
+//!   (unary, binary, comparisons, `where`, `fill`, `copy`, `cast`), which
+//!   accept any non-overlapping strided output (used for slice assignment).
+//! - Inputs of every op may be strided (transposed, sliced, broadcast).
+//! - Ops on f32 also accept f64 wherever the CPU backend lists the pair
+//!   (f64 serves references and gradient checks).
 //! - Layouts: images NCHW, conv weights `[K, C/groups, R, S]`.
 
 use std::ffi::c_void;
