@@ -1,0 +1,116 @@
+//! Devices: a backend (the linked CPU backend or a loaded plugin) and an
+//! ordinal. Choosing one by name or `SUNRISE_DEVICE` goes through the
+//! [`crate::registry`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use sunrise_backend_api::{Backend, DType, OpId};
+
+use crate::error::Result;
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    ordinal: u32,
+    label: String,
+    builtin_cpu: bool,
+    supported: HashSet<(u32, u32)>,
+}
+
+/// Where a tensor lives. Cheap to clone; equal when backend and ordinal are.
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Device({})", self.inner.label)
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.inner.label)
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || (std::ptr::addr_eq(Arc::as_ptr(&self.inner.backend), Arc::as_ptr(&other.inner.backend))
+                && self.inner.ordinal == other.inner.ordinal)
+    }
+}
+
+impl Eq for Device {}
+
+impl Device {
+    /// The CPU, through the backend linked into this library. Never fails
+    /// and never loads a plugin.
+    pub fn cpu() -> Device {
+        crate::registry::builtin_cpu().clone()
+    }
+
+    /// A device by name: `cpu`, `cuda`, `cuda:1`, or `auto` (what
+    /// `SUNRISE_DEVICE` accepts). Loads plugins on first use.
+    pub fn parse(name: &str) -> Result<Device> {
+        crate::registry::registry().device(name)
+    }
+
+    /// The device `SUNRISE_DEVICE` names (default `auto`).
+    pub fn from_env() -> Result<Device> {
+        crate::registry::registry().default_device()
+    }
+
+    /// Wraps device `ordinal` of any backend (for tests and embedders that
+    /// load a backend themselves). `label` is how it prints, e.g. `cuda:0`.
+    pub fn from_backend(backend: Arc<dyn Backend>, ordinal: u32, label: impl Into<String>) -> Device {
+        Self::make(backend, ordinal, label.into(), false)
+    }
+
+    pub(crate) fn make(backend: Arc<dyn Backend>, ordinal: u32, label: String, builtin_cpu: bool) -> Device {
+        let supported = backend.supported_ops().iter().map(|p| (p.op, p.dtype)).collect();
+        Device {
+            inner: Arc::new(Inner {
+                backend,
+                ordinal,
+                label,
+                builtin_cpu,
+                supported,
+            }),
+        }
+    }
+
+    /// The backend behind this device.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    /// The device's index within its backend.
+    pub fn ordinal(&self) -> u32 {
+        self.inner.ordinal
+    }
+
+    /// How it prints (`cpu`, `cuda:0`).
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// True for the CPU backend linked into this library.
+    pub fn is_builtin_cpu(&self) -> bool {
+        self.inner.builtin_cpu
+    }
+
+    /// Does the backend implement `op` on `dtype`?
+    pub fn supports(&self, op: OpId, dtype: DType) -> bool {
+        self.inner.supported.contains(&(op as u32, dtype as u32))
+    }
+
+    /// Waits for queued work.
+    pub fn synchronize(&self) -> Result<()> {
+        self.backend()
+            .synchronize(self.ordinal())
+            .map_err(|e| crate::error::Error::backend(self.backend().name(), "synchronize", e))
+    }
+}

@@ -1,0 +1,103 @@
+//! The op front end: each public op checks shapes, dtypes and devices,
+//! allocates its outputs and runs through [`run`], which falls back to the
+//! CPU (counted, see [`crate::registry::fallback_counts`]) when the device's
+//! backend lacks the op.
+
+mod conv;
+mod creation;
+mod elementwise;
+mod matmul;
+mod nn;
+mod reduce;
+
+pub use conv::{Conv2dOptions, Pool2dOptions};
+pub use elementwise::UnaryOp;
+pub use nn::{BatchNormOutput, LayerNormOutput};
+
+use sunrise_backend_api::abi::SrTensorDesc;
+use sunrise_backend_api::{OpCall, OpId, Params, StatusCode};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Checks every tensor is on one device and returns it.
+pub(crate) fn same_device<'a>(op: &'static str, ts: &[&'a Tensor]) -> Result<&'a Device> {
+    let first = ts
+        .first()
+        .ok_or_else(|| Error::invalid(op, "no tensors given"))?
+        .device();
+    for t in &ts[1..] {
+        if t.device() != first {
+            return Err(Error::DeviceMismatch {
+                op,
+                a: first.to_string(),
+                b: t.device().to_string(),
+            });
+        }
+    }
+    Ok(first)
+}
+
+/// Runs `op` on the device the tensors share. When that backend does not
+/// list the (op, dtype) pair, or answers `Unsupported`, the op runs on the
+/// built-in CPU backend instead: inputs are copied over, outputs copied back.
+pub(crate) fn run(op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+    let all: Vec<&Tensor> = inputs.iter().chain(outputs.iter()).copied().collect();
+    let device = same_device(op.name(), &all)?;
+    let dtype = inputs.first().or(outputs.first()).map(|t| t.dtype());
+    let listed = dtype.is_none_or(|d| device.supports(op, d));
+    if listed || device.is_builtin_cpu() {
+        match execute_on(device, op, params, inputs, outputs) {
+            Err(Error::Backend { ref source, .. })
+                if source.code == StatusCode::Unsupported && !device.is_builtin_cpu() => {}
+            other => return other,
+        }
+    }
+    fallback(device, op, params, inputs, outputs)
+}
+
+fn execute_on(device: &Device, op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+    let ins: Vec<SrTensorDesc> = inputs.iter().map(|t| t.desc()).collect();
+    let outs: Vec<SrTensorDesc> = outputs.iter().map(|t| t.desc()).collect();
+    let call = OpCall {
+        op,
+        params,
+        inputs: &ins,
+        outputs: &outs,
+    };
+    // SAFETY: every descriptor is built from a live tensor of this device,
+    // whose layout lies within its storage (views are validated when made,
+    // outputs are fresh allocations or views the op front end checked).
+    unsafe { device.backend().execute(device.ordinal(), &call) }
+        .map_err(|e| Error::backend(device.backend().name(), op.name(), e))
+}
+
+fn fallback(device: &Device, op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+    crate::registry::count_fallback(device.backend().name(), op.name());
+    tracing::debug!("{op} is not implemented by {}: running it on the CPU", device.backend().name());
+    let cpu = Device::cpu();
+    let ins: Vec<Tensor> = inputs.iter().map(|t| t.to(&cpu)).collect::<Result<_>>()?;
+    let outs: Vec<Tensor> = outputs.iter().map(|t| t.to(&cpu)).collect::<Result<_>>()?;
+    let ins_r: Vec<&Tensor> = ins.iter().collect();
+    let outs_r: Vec<&Tensor> = outs.iter().collect();
+    execute_on(&cpu, op, params, &ins_r, &outs_r)?;
+    for (dst, src) in outputs.iter().zip(&outs) {
+        dst.copy_from_host_tensor(src)?;
+    }
+    Ok(())
+}
+
+impl Tensor {
+    /// Overwrites this tensor with `src`'s elements, which may live on
+    /// another device. Contiguous targets take the bytes directly; strided
+    /// ones go through the device's own `copy`.
+    pub(crate) fn copy_from_host_tensor(&self, src: &Tensor) -> Result<()> {
+        let moved = src.to(self.device())?;
+        if self.is_contiguous() && moved.is_contiguous() {
+            let bytes = moved.raw_bytes()?;
+            return self.write_raw_bytes(&bytes);
+        }
+        execute_on(self.device(), OpId::Copy, Params::None, &[&moved], &[self])
+    }
+}
