@@ -107,8 +107,8 @@ pub unsafe fn init<T: Plugin>(host: *const SrHostApi, plugin: *mut SrPluginApi) 
         }
         // SAFETY: non-null; struct_size is checked before later fields.
         let host = unsafe { &*host };
-        // SAFETY: non-null, writable per the caller.
-        let plugin = unsafe { &mut *plugin };
+        // SAFETY: non-null; its first field, struct_size, is always present.
+        let plugin_size = unsafe { std::ptr::read(plugin as *const u64) };
         let host_min = std::mem::offset_of!(SrHostApi, log) + std::mem::size_of::<usize>();
         if !has_field(host.struct_size, host_min) {
             return Err(BackendError::new(
@@ -125,10 +125,13 @@ pub unsafe fn init<T: Plugin>(host: *const SrHostApi, plugin: *mut SrPluginApi) 
                 ),
             ));
         }
-        if !has_field(plugin.struct_size, std::mem::size_of::<SrPluginApi>()) {
+        // The host's table must hold at least the 1.0 fields (up to `execute`);
+        // fields a later minor appends are written only if they fit.
+        let v1_0 = std::mem::offset_of!(SrPluginApi, execute) + std::mem::size_of::<usize>();
+        if !has_field(plugin_size, v1_0) {
             return Err(BackendError::new(
                 StatusCode::AbiMismatch,
-                format!("plugin table too small ({} bytes)", plugin.struct_size),
+                format!("plugin table too small ({plugin_size} bytes)"),
             ));
         }
         install_host_logger(host);
@@ -141,8 +144,10 @@ pub unsafe fn init<T: Plugin>(host: *const SrHostApi, plugin: *mut SrPluginApi) 
             backend,
             props: Mutex::new(Vec::new()),
         });
-        *plugin = SrPluginApi {
-            struct_size: std::mem::size_of::<SrPluginApi>() as u64,
+        let ours = std::mem::size_of::<SrPluginApi>();
+        let fit = ours.min(usize::try_from(plugin_size).unwrap_or(ours));
+        let table = SrPluginApi {
+            struct_size: fit as u64,
             ext: std::ptr::null(),
             abi_major: SR_ABI_MAJOR,
             abi_minor: SR_ABI_MINOR,
@@ -157,6 +162,11 @@ pub unsafe fn init<T: Plugin>(host: *const SrHostApi, plugin: *mut SrPluginApi) 
             buffer_read: Some(buffer_read::<T>),
             synchronize: Some(synchronize::<T>),
             execute: Some(execute::<T>),
+        };
+        // SAFETY: the host's table holds `plugin_size` >= `fit` writable
+        // bytes; only the fields that fit (all of 1.0, checked above) are copied.
+        unsafe {
+            std::ptr::copy_nonoverlapping(&table as *const SrPluginApi as *const u8, plugin as *mut u8, fit)
         };
         Ok(())
     }));
@@ -213,9 +223,12 @@ unsafe extern "C" fn destroy<T: Plugin>(b: *mut SrBackend) {
 }
 
 unsafe extern "C" fn device_count<T: Plugin>(b: *mut SrBackend) -> u32 {
-    // SAFETY: `b` came from `init::<T>` (the table's contract).
-    catch_unwind(AssertUnwindSafe(|| unsafe { inst::<T>(b) }.map_or(0, |i| i.backend.device_count())))
-        .unwrap_or(0)
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `b` came from `init::<T>` (the table's contract).
+        let i = unsafe { inst::<T>(b) };
+        i.map_or(0, |i| i.backend.device_count())
+    }))
+    .unwrap_or(0)
 }
 
 fn hold_props(info: &DeviceInfo, out: &mut SrDeviceProps) -> PropsHold {

@@ -123,7 +123,10 @@ impl TableBackend {
                 format!("plugin table is ABI major {}", self.api.abi_major),
             ));
         }
-        if !has_field(self.api.struct_size, std::mem::size_of::<SrPluginApi>()) {
+        // A plugin built against a later minor has a larger table; one built
+        // against 1.0 has exactly the fields up to `execute`.
+        let v1_0 = std::mem::offset_of!(SrPluginApi, execute) + std::mem::size_of::<usize>();
+        if !has_field(self.api.struct_size, v1_0) {
             return Err(BackendError::new(
                 StatusCode::AbiMismatch,
                 format!("plugin table too small ({} bytes)", self.api.struct_size),
