@@ -1,0 +1,215 @@
+//! GEMM micro-kernels and the table that picks one per dtype.
+//!
+//! A micro-kernel computes one `MR x NR` tile of `C` from two packed
+//! panels. The table starts with the portable kernels and is overwritten
+//! tier by tier (`plug` in each `simd/gemm_*.rs`) up to the tier asked for,
+//! never above what the CPU and OS support. Kernel names say ISA, op, dtype
+//! and tile: `avx512_gemm_f32_14x32`.
+
+use std::sync::OnceLock;
+
+use crate::element::Float;
+use crate::isa::{self, Isa};
+
+/// A micro-kernel: `C = alpha (A_panel B_panel) + beta C` on one tile.
+///
+/// `a` is a packed `k x MR` panel (for each `p`, the `MR` values of column
+/// `p` of the tile's rows of `A`), `b` a packed `k x NR` panel (for each `p`,
+/// the `NR` values of row `p` of the tile's columns of `B`), `c` the tile's
+/// element `(0, 0)` with row stride `ldc` and unit column stride. With
+/// `beta == 0`, `C` is not read.
+///
+/// Callers guarantee: `a` holds `k MR` readable elements, `b` holds `k NR`,
+/// the `MR x NR` tile at `c` is writable (and readable when `beta != 0`),
+/// and the CPU supports the kernel's ISA.
+pub(crate) type MicroKernelFn<T> =
+    unsafe fn(k: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, alpha: T, beta: T);
+
+/// A micro-kernel with its tile and cache blocking.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GemmKernel<T> {
+    /// e.g. `avx2_gemm_f32_6x16`.
+    pub name: &'static str,
+    /// The tier it needs.
+    pub isa: Isa,
+    /// Tile rows (broadcast from packed `A`).
+    pub mr: usize,
+    /// Tile columns (vector loads from packed `B`).
+    pub nr: usize,
+    /// Depth of one packed block (keeps an `A` micro-panel in L1).
+    pub kc: usize,
+    /// Columns of one packed `B` block (keeps it in L2).
+    pub nc: usize,
+    /// The kernel.
+    pub run: MicroKernelFn<T>,
+}
+
+/// The micro-kernel for each dtype.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KernelTable {
+    /// f32 kernel.
+    pub f32: GemmKernel<f32>,
+    /// f64 kernel.
+    pub f64: GemmKernel<f64>,
+}
+
+/// Largest tile any kernel uses (`MR NR`), for edge-tile scratch.
+pub(crate) const MAX_TILE: usize = 14 * 32;
+
+/// The table for tier `isa`: portable kernels, overwritten by each tier up
+/// to the lower of `isa` and what this CPU supports.
+pub(crate) fn table_for(isa: Isa) -> KernelTable {
+    let mut table = KernelTable {
+        f32: GemmKernel {
+            name: "portable_gemm_f32_4x8",
+            isa: Isa::Portable,
+            mr: 4,
+            nr: 8,
+            kc: 256,
+            nc: 512,
+            run: portable_kernel::<f32, 4, 8>,
+        },
+        f64: GemmKernel {
+            name: "portable_gemm_f64_4x4",
+            isa: Isa::Portable,
+            mr: 4,
+            nr: 4,
+            kc: 256,
+            nc: 256,
+            run: portable_kernel::<f64, 4, 4>,
+        },
+    };
+    let usable = isa::capped(isa::detect().0, Some(isa));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if usable >= Isa::Sse2 && usable != Isa::Neon {
+            super::gemm_sse2::plug(&mut table);
+        }
+        if usable >= Isa::Avx2 && usable != Isa::Neon {
+            super::gemm_avx2::plug(&mut table);
+        }
+        if usable == Isa::Avx512 {
+            super::gemm_avx512::plug(&mut table);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = usable;
+    table
+}
+
+/// The table for the tier in use, built once.
+pub(crate) fn table() -> &'static KernelTable {
+    static TABLE: OnceLock<KernelTable> = OnceLock::new();
+    TABLE.get_or_init(|| table_for(isa::tier()))
+}
+
+/// Portable register-blocked micro-kernel: an `MR x NR` accumulator block
+/// the compiler keeps in registers (and vectorises for the baseline ISA).
+///
+/// # Safety
+/// As [`MicroKernelFn`].
+unsafe fn portable_kernel<T: Float, const MR: usize, const NR: usize>(
+    k: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    alpha: T,
+    beta: T,
+) {
+    // SAFETY: the panels hold k MR and k NR elements, per the contract.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, k * MR),
+            std::slice::from_raw_parts(b, k * NR),
+        )
+    };
+    let mut acc = [[T::ZERO; NR]; MR];
+    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (row, &ai) in acc.iter_mut().zip(ap) {
+            for (r, &bj) in row.iter_mut().zip(bp) {
+                *r += ai * bj;
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        // SAFETY: row i of the tile is NR writable elements, per the contract.
+        let out = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), NR) };
+        if beta == T::ZERO {
+            for (o, &r) in out.iter_mut().zip(row) {
+                *o = alpha * r;
+            }
+        } else {
+            for (o, &r) in out.iter_mut().zip(row) {
+                *o = alpha * r + beta * *o;
+            }
+        }
+    }
+}
+
+/// Defines a SIMD micro-kernel from a vector type and its intrinsics: an
+/// `MR x NV` block of vector accumulators, one broadcast of `A` per row and
+/// `NV` vector loads of `B` per step of `k`.
+macro_rules! simd_micro_kernel {
+    (
+        $(#[$meta:meta])*
+        $name:ident: $t:ty, $v:ty, lanes $lanes:literal, tile $mr:literal x $nv:literal,
+        features $feat:literal,
+        zero $zero:expr, load $load:path, store $store:path, splat $splat:path,
+        fma $fma:path, mul $mul:path
+    ) => {
+        $(#[$meta])*
+        ///
+        /// # Safety
+        /// The CPU supports the enabled features, and the arguments obey
+        /// [`MicroKernelFn`]'s contract.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $name(
+            k: usize,
+            a: *const $t,
+            b: *const $t,
+            c: *mut $t,
+            ldc: usize,
+            alpha: $t,
+            beta: $t,
+        ) {
+            let mut acc: [[$v; $nv]; $mr] = [[$zero; $nv]; $mr];
+            for p in 0..k {
+                // SAFETY: the A panel holds k MR elements, p < k.
+                let ap = unsafe { a.add(p * $mr) };
+                // SAFETY: the B panel holds k NR elements, p < k.
+                let bp = unsafe { b.add(p * $nv * $lanes) };
+                let mut bv: [$v; $nv] = [$zero; $nv];
+                for (j, v) in bv.iter_mut().enumerate() {
+                    // SAFETY: lanes j*L..(j+1)*L of row p of the B panel.
+                    *v = unsafe { $load(bp.add(j * $lanes)) };
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: element i < MR of column p of the A panel.
+                    let av = $splat(unsafe { *ap.add(i) });
+                    for (r, &bj) in row.iter_mut().zip(&bv) {
+                        *r = $fma(av, bj, *r);
+                    }
+                }
+            }
+            let alpha_v = $splat(alpha);
+            let beta_v = $splat(beta);
+            for (i, row) in acc.iter().enumerate() {
+                for (j, &r) in row.iter().enumerate() {
+                    // SAFETY: (i, j L) lies in the writable MR x NR tile.
+                    let dst = unsafe { c.add(i * ldc + j * $lanes) };
+                    let v = if beta == 0.0 {
+                        $mul(alpha_v, r)
+                    } else {
+                        // SAFETY: the tile is readable when beta != 0.
+                        $fma(alpha_v, r, $mul(beta_v, unsafe { $load(dst) }))
+                    };
+                    // SAFETY: as above.
+                    unsafe { $store(dst, v) };
+                }
+            }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use simd_micro_kernel;
