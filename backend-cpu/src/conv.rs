@@ -1,11 +1,49 @@
-//! Op family `conv` (to be implemented).
+//! Op family `conv`: `conv2d` and its two gradients, NCHW with weights
+//! `[K, C/groups, R, S]`.
+//!
+//! General convolutions lower to GEMM per image and group: `im2col` gathers
+//! the receptive fields of a chunk of output rows into a `[C/g R S, rows OW]`
+//! matrix (bounded to [`COL_BYTES`]), then `y = w col` ([`forward`]);
+//! backward-data is `col = w^T dy` scattered back by `col2im`, and
+//! backward-filter accumulates `dw += dy col^T` over the batch
+//! ([`backward`]). 1x1 stride-1 unpadded convolutions skip `im2col` and
+//! multiply the input planes directly; depthwise convolutions (`groups == C
+//! == K`) run direct loops ([`depthwise`]). Work is split over the batch
+//! when it has at least as many images as threads, else inside each GEMM.
+
+mod backward;
+mod depthwise;
+mod forward;
+mod geom;
+mod im2col;
 
 use sunrise_backend_api::abi::SrOpSupport;
-use sunrise_backend_api::{BackendError, OpCall, Result};
+use sunrise_backend_api::ops::Conv2dParams;
+use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
+
+use crate::gemm::GemmScalar;
+use crate::strided::{check_arity, View};
+
+/// Largest `im2col` buffer, in bytes, before output rows are processed in
+/// chunks.
+pub(crate) const COL_BYTES: usize = 64 << 20;
 
 /// The (op, dtype) pairs this family implements.
 pub(crate) fn supported() -> Vec<SrOpSupport> {
-    Vec::new()
+    let mut v = Vec::new();
+    for op in [
+        OpId::Conv2d,
+        OpId::Conv2dBackwardData,
+        OpId::Conv2dBackwardFilter,
+    ] {
+        for dtype in [DType::F32, DType::F64] {
+            v.push(SrOpSupport {
+                op: op as u32,
+                dtype: dtype as u32,
+            });
+        }
+    }
+    v
 }
 
 /// Runs one op of this family.
@@ -13,5 +51,98 @@ pub(crate) fn supported() -> Vec<SrOpSupport> {
 /// # Safety
 /// As [`sunrise_backend_api::Backend::execute`].
 pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
-    Err(BackendError::unsupported(format!("cpu: {} is not implemented", call.op)))
+    let Params::Conv2d(p) = call.params else {
+        return Err(BackendError::invalid(format!(
+            "{}: expected Conv2dParams",
+            call.op
+        )));
+    };
+    let name = call.op.name();
+    match call.op {
+        OpId::Conv2d => {
+            if !(2..=3).contains(&call.inputs.len()) || call.outputs.len() != 1 {
+                return Err(BackendError::invalid(format!(
+                    "conv2d: expected 2 or 3 inputs (x, w, bias) and 1 output, got {} and {}",
+                    call.inputs.len(),
+                    call.outputs.len()
+                )));
+            }
+        }
+        OpId::Conv2dBackwardData | OpId::Conv2dBackwardFilter => {
+            check_arity(name, call.inputs.len(), call.outputs.len(), 2, 1)?
+        }
+        op => {
+            return Err(BackendError::unsupported(format!(
+                "cpu conv: {op} is not a conv op"
+            )))
+        }
+    }
+    // SAFETY: forwarded from the caller for each dtype.
+    unsafe {
+        match call.inputs[0].dtype() {
+            Some(DType::F32) => run::<f32>(call, &p),
+            Some(DType::F64) => run::<f64>(call, &p),
+            other => Err(BackendError::unsupported(format!(
+                "{name}: dtype {} is not supported (f32, f64)",
+                other.map_or("unknown", |d| d.name())
+            ))),
+        }
+    }
+}
+
+/// Views the tensors, checks the geometry and runs the op on dtype `T`.
+///
+/// # Safety
+/// As [`execute`].
+unsafe fn run<T: GemmScalar>(call: &OpCall<'_>, p: &Conv2dParams) -> Result<()> {
+    // SAFETY: the descriptors name live buffers, per the caller.
+    let (in0, in1, out) = unsafe {
+        (
+            View::<T>::new(&call.inputs[0])?,
+            View::<T>::new(&call.inputs[1])?,
+            View::<T>::new(&call.outputs[0])?,
+        )
+    };
+    let name = call.op.name();
+    if !out.is_contiguous() {
+        return Err(BackendError::invalid(format!(
+            "{name}: the output must be contiguous row-major"
+        )));
+    }
+    let g = match call.op {
+        OpId::Conv2d => geom::Geom::new(name, p, &in0.shape, &in1.shape, &out.shape)?,
+        OpId::Conv2dBackwardData => geom::Geom::new(name, p, &out.shape, &in1.shape, &in0.shape)?,
+        _ => geom::Geom::new(name, p, &in0.shape, &out.shape, &in1.shape)?,
+    };
+    let bias = match call.inputs.get(2) {
+        // SAFETY: as above.
+        Some(d) => Some(unsafe { View::<T>::new(d) }?),
+        None => None,
+    };
+    if let Some(b) = &bias {
+        if b.shape != [g.k] {
+            return Err(BackendError::invalid(format!(
+                "conv2d: bias must have shape [{}], got {:?}",
+                g.k, b.shape
+            )));
+        }
+    }
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    match call.op {
+        OpId::Conv2d => {
+            // SAFETY: views checked; the output does not alias the inputs.
+            unsafe { forward::forward(&in0, &in1, bias.as_ref(), &out, &g) };
+        }
+        OpId::Conv2dBackwardData => {
+            // SAFETY: as above.
+            unsafe { backward::backward_data(&in0, &in1, &out, &g) };
+        }
+        _ => {
+            // SAFETY: as above.
+            unsafe { backward::backward_filter(&in0, &in1, &out, &g) };
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,231 @@
+//! `im2col`, its adjoint `col2im`, and the strided row helpers the direct
+//! (depthwise) kernels share.
+
+use super::geom::{valid_range, Geom};
+use crate::element::Float;
+use crate::strided::View;
+
+/// A strided NCHW image: element `(n, c, h, w)` at
+/// `ptr + n s0 + c s1 + h s2 + w s3`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Image<T> {
+    /// Element `(0, 0, 0, 0)`.
+    pub ptr: *mut T,
+    /// Strides in elements.
+    pub st: [usize; 4],
+}
+
+// SAFETY: a raw window into a buffer that outlives the op; kernels sharing
+// one across threads read it, or write disjoint planes of it.
+unsafe impl<T: Send> Send for Image<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Image<T> {}
+
+impl<T> Image<T> {
+    /// A rank-4 view (rank checked by the geometry).
+    pub fn of(v: &View<T>) -> Self {
+        Image {
+            ptr: v.ptr,
+            st: [v.strides[0], v.strides[1], v.strides[2], v.strides[3]],
+        }
+    }
+
+    /// A contiguous `[n, c, h, w]` tensor at `ptr`.
+    pub fn dense(ptr: *mut T, c: usize, h: usize, w: usize) -> Self {
+        Image {
+            ptr,
+            st: [c * h * w, h * w, w, 1],
+        }
+    }
+
+    /// Address of `(n, c, h, 0)`.
+    ///
+    /// # Safety
+    /// The index lies inside the viewed tensor.
+    pub unsafe fn row(&self, n: usize, c: usize, h: usize) -> *mut T {
+        // SAFETY: per the caller.
+        unsafe {
+            self.ptr
+                .add(n * self.st[0] + c * self.st[1] + h * self.st[2])
+        }
+    }
+}
+
+/// Gathers output rows `oh0..oh1` of image `n`, channels `c0..c0+cg`, into
+/// `col`: row `(c R + r) S + s`, column `(oh - oh0) OW + ow` holds
+/// `x[n, c0 + c, oh sh + r dh - ph, ow sw + s dw - pw]` (0 in the padding).
+///
+/// # Safety
+/// `x` views an image of `g`'s input shape; `col` holds `crs (oh1 - oh0) OW`.
+pub(super) unsafe fn im2col<T: Float>(
+    x: &Image<T>,
+    g: &Geom,
+    n: usize,
+    c0: usize,
+    oh: (usize, usize),
+    col: &mut [T],
+) {
+    let ncols = (oh.1 - oh.0) * g.ow;
+    let mut rows = col.chunks_exact_mut(ncols.max(1));
+    for c in 0..g.cg {
+        for r in 0..g.r {
+            for s in 0..g.s {
+                let Some(dst) = rows.next() else { return };
+                let offw = g.tap(1, s);
+                let (lo, hi) = valid_range(g.ow, g.stride[1], offw, g.w);
+                for (out, o) in dst.chunks_exact_mut(g.ow).zip(oh.0..oh.1) {
+                    let ih = (o * g.stride[0]) as isize + g.tap(0, r);
+                    if ih < 0 || ih >= g.h as isize || lo == hi {
+                        out.fill(T::ZERO);
+                        continue;
+                    }
+                    out[..lo].fill(T::ZERO);
+                    out[hi..].fill(T::ZERO);
+                    let iw = (lo * g.stride[1]) as isize + offw;
+                    // SAFETY: (n, c0 + c, ih, iw..) is inside x for every
+                    // valid column, per `valid_range`.
+                    unsafe {
+                        let src = x.row(n, c0 + c, ih as usize).add(iw as usize * x.st[3]);
+                        gather(&mut out[lo..hi], src, g.stride[1] * x.st[3]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every element of `col` into the input
+/// position it was gathered from.
+///
+/// # Safety
+/// `dx` views a writable image of `g`'s input shape no other thread touches
+/// at image `n`; `col` holds `crs (oh1 - oh0) OW`.
+pub(super) unsafe fn col2im<T: Float>(
+    dx: &Image<T>,
+    g: &Geom,
+    n: usize,
+    c0: usize,
+    oh: (usize, usize),
+    col: &[T],
+) {
+    let ncols = (oh.1 - oh.0) * g.ow;
+    let mut rows = col.chunks_exact(ncols.max(1));
+    for c in 0..g.cg {
+        for r in 0..g.r {
+            for s in 0..g.s {
+                let Some(src) = rows.next() else { return };
+                let offw = g.tap(1, s);
+                let (lo, hi) = valid_range(g.ow, g.stride[1], offw, g.w);
+                for (row, o) in src.chunks_exact(g.ow).zip(oh.0..oh.1) {
+                    let ih = (o * g.stride[0]) as isize + g.tap(0, r);
+                    if ih < 0 || ih >= g.h as isize || lo == hi {
+                        continue;
+                    }
+                    let iw = (lo * g.stride[1]) as isize + offw;
+                    // SAFETY: as in `im2col`, on the writable dx.
+                    unsafe {
+                        let dst = dx.row(n, c0 + c, ih as usize).add(iw as usize * dx.st[3]);
+                        scatter_add(dst, g.stride[1] * dx.st[3], &row[lo..hi], T::ONE);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = src[i step]`.
+///
+/// # Safety
+/// `src + i step` is readable for every `i < out.len()`.
+pub(super) unsafe fn gather<T: Float>(out: &mut [T], src: *const T, step: usize) {
+    if step == 1 {
+        // SAFETY: contiguous and readable, per the caller.
+        out.copy_from_slice(unsafe { std::slice::from_raw_parts(src, out.len()) });
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: per the caller.
+            *o = unsafe { *src.add(i * step) };
+        }
+    }
+}
+
+/// `dst[i step] += a vals[i]`.
+///
+/// # Safety
+/// `dst + i step` is writable and untouched by other threads for every
+/// `i < vals.len()`, and does not overlap `vals`.
+pub(super) unsafe fn scatter_add<T: Float>(dst: *mut T, step: usize, vals: &[T], a: T) {
+    if step == 1 {
+        // SAFETY: contiguous and exclusive, per the caller.
+        let d = unsafe { std::slice::from_raw_parts_mut(dst, vals.len()) };
+        for (o, &v) in d.iter_mut().zip(vals) {
+            *o += a * v;
+        }
+    } else {
+        for (i, &v) in vals.iter().enumerate() {
+            // SAFETY: per the caller.
+            unsafe { *dst.add(i * step) += a * v };
+        }
+    }
+}
+
+/// `out[i] += a src[i step]`.
+///
+/// # Safety
+/// `src + i step` is readable for every `i < out.len()`.
+pub(super) unsafe fn axpy_from<T: Float>(out: &mut [T], a: T, src: *const T, step: usize) {
+    if step == 1 {
+        // SAFETY: contiguous and readable, per the caller.
+        let s = unsafe { std::slice::from_raw_parts(src, out.len()) };
+        for (o, &v) in out.iter_mut().zip(s) {
+            *o += a * v;
+        }
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: per the caller.
+            *o += a * unsafe { *src.add(i * step) };
+        }
+    }
+}
+
+/// `sum_i x[i sx] y[i sy]` over `len` elements.
+///
+/// # Safety
+/// Both strided ranges are readable.
+pub(super) unsafe fn dot<T: Float>(
+    len: usize,
+    x: *const T,
+    sx: usize,
+    y: *const T,
+    sy: usize,
+) -> T {
+    if sx == 1 && sy == 1 {
+        // SAFETY: contiguous and readable, per the caller.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(x, len),
+                std::slice::from_raw_parts(y, len),
+            )
+        };
+        let mut acc = [T::ZERO; 8];
+        let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: T = ac
+            .remainder()
+            .iter()
+            .zip(bc.remainder())
+            .fold(T::ZERO, |s, (&p, &q)| s + p * q);
+        for (pa, pb) in ac.zip(bc) {
+            for ((s, &p), &q) in acc.iter_mut().zip(pa).zip(pb) {
+                *s += p * q;
+            }
+        }
+        acc.iter().fold(tail, |s, &v| s + v)
+    } else {
+        let mut s = T::ZERO;
+        for i in 0..len {
+            // SAFETY: per the caller.
+            s += unsafe { *x.add(i * sx) * *y.add(i * sy) };
+        }
+        s
+    }
+}
