@@ -1,0 +1,180 @@
+//! `sunrise doctor`: everything a user (or a bug report) needs to know about
+//! why a device is or is not used.
+
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+use sunrise::plugin::{Candidate, Outcome, SearchPath};
+use sunrise::registry::Registry;
+
+fn search_json(s: &SearchPath) -> Value {
+    json!({
+        "path": s.path.display().to_string(),
+        "origin": s.origin.to_string(),
+        "exists": s.exists,
+        "note": s.note,
+    })
+}
+
+fn candidate_json(c: &Candidate) -> Value {
+    match &c.outcome {
+        Outcome::Loaded { name, score, abi_minor, devices } => json!({
+            "path": c.path.display().to_string(),
+            "status": "loaded",
+            "name": name,
+            "score": score,
+            "abi": format!("1.{abi_minor}"),
+            "devices": devices,
+        }),
+        Outcome::Skipped(r) => json!({
+            "path": c.path.display().to_string(),
+            "status": "skipped",
+            "kind": r.kind.to_string(),
+            "reason": r.message,
+            "component": r.component,
+            "hint": r.hint,
+        }),
+    }
+}
+
+fn devices_json(reg: &Registry) -> Vec<Value> {
+    reg.devices()
+        .iter()
+        .map(|e| {
+            let d = &e.device;
+            let info = d.backend().device_info(d.ordinal());
+            match info {
+                Ok(i) => json!({
+                    "device": d.label(),
+                    "backend": d.backend().name(),
+                    "score": e.score,
+                    "name": i.name,
+                    "total_memory": i.total_memory,
+                    "free_memory": i.free_memory,
+                    "compute_capability": i.compute_capability.map(|(a, b)| format!("{a}.{b}")),
+                    "driver_version": i.driver_version,
+                    "library_versions": i.library_versions,
+                    "attributes": i.attributes.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                    "ops": d.backend().supported_ops().len(),
+                }),
+                Err(err) => json!({ "device": d.label(), "error": err.to_string() }),
+            }
+        })
+        .collect()
+}
+
+fn report(reg: &Registry, request: &str) -> (Value, bool) {
+    let isa = sunrise::cpu_isa();
+    let disc = reg.discovery();
+    let chosen = reg.device(request);
+    let ok = chosen.is_ok();
+    let fallbacks: Vec<Value> = sunrise::registry::fallback_counts()
+        .into_iter()
+        .map(|(b, op, n)| json!({"backend": b, "op": op, "count": n}))
+        .collect();
+    let v = json!({
+        "version": sunrise::VERSION,
+        "abi": format!("{}.{}", sunrise::ABI_MAJOR, sunrise::ABI_MINOR),
+        "cpu": {
+            "tier": isa.active.name(),
+            "detected": isa.detected.name(),
+            "reason": isa.reason,
+            "features": isa.features,
+            "threads": sunrise_backend_cpu::threads::num_threads(),
+        },
+        "system_dir": disc.system_dir.as_ref().map(|p| p.display().to_string()),
+        "searched": disc.searched.iter().map(search_json).collect::<Vec<_>>(),
+        "candidates": disc.candidates.iter().map(candidate_json).collect::<Vec<_>>(),
+        "shadowed_cpu_plugins": reg.shadowed(),
+        "devices": devices_json(reg),
+        "fallbacks": fallbacks,
+        "requested": request,
+        "selected": chosen.as_ref().ok().map(|d| d.label().to_string()),
+        "error": chosen.as_ref().err().map(|e| e.to_string()),
+    });
+    (v, ok)
+}
+
+fn print_text(v: &Value) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    println!("sunrise {} (backend ABI {})", s(&v["version"]), s(&v["abi"]));
+    let cpu = &v["cpu"];
+    println!("\nCPU tier: {} (detected: {}; {} threads)", s(&cpu["tier"]), s(&cpu["detected"]), cpu["threads"]);
+    println!("  why: {}", s(&cpu["reason"]));
+    println!("\nPlugin search (in order):");
+    match v["system_dir"].as_str() {
+        Some(d) => println!("  system directory compiled in: {d}"),
+        None => println!("  no system directory compiled in (SUNRISE_BACKEND_DIR was unset at build time)"),
+    }
+    for p in v["searched"].as_array().into_iter().flatten() {
+        let state = if p["exists"].as_bool() == Some(true) { "" } else { "  [absent]" };
+        let note = p["note"].as_str().map(|n| format!("  ({n})")).unwrap_or_default();
+        println!("  {:<24} {}{state}{note}", s(&p["origin"]), s(&p["path"]));
+    }
+    println!("\nCandidates:");
+    let cands = v["candidates"].as_array().cloned().unwrap_or_default();
+    if cands.is_empty() {
+        println!("  none found");
+    }
+    for c in cands {
+        if c["status"] == "loaded" {
+            println!("  loaded   {} -> backend {:?}, ABI {}, {} device(s)", s(&c["path"]), s(&c["name"]), s(&c["abi"]), c["devices"]);
+        } else {
+            println!("  skipped  {}: [{}] {}", s(&c["path"]), s(&c["kind"]), s(&c["reason"]));
+            if let Some(comp) = c["component"].as_str() {
+                println!("           missing: {comp}");
+            }
+            if let Some(h) = c["hint"].as_str() {
+                println!("           hint: {h}");
+            }
+        }
+    }
+    for p in v["shadowed_cpu_plugins"].as_array().into_iter().flatten() {
+        println!("  note     {} is a cpu plugin; the built-in cpu backend takes precedence", s(p));
+    }
+    println!("\nDevices:");
+    for d in v["devices"].as_array().into_iter().flatten() {
+        let mut line = format!("  {:<8} {}", s(&d["device"]), s(&d["name"]));
+        if let Some(cc) = d["compute_capability"].as_str() {
+            line.push_str(&format!(", compute {cc}"));
+        }
+        if let Some(m) = d["total_memory"].as_u64().filter(|&m| m > 0) {
+            line.push_str(&format!(", {:.1} GiB", m as f64 / (1u64 << 30) as f64));
+        }
+        if let Some(dv) = d["driver_version"].as_str() {
+            line.push_str(&format!(", driver {dv}"));
+        }
+        if let Some(lv) = d["library_versions"].as_str() {
+            line.push_str(&format!(", {lv}"));
+        }
+        println!("{line}");
+    }
+    let fb = v["fallbacks"].as_array().cloned().unwrap_or_default();
+    if !fb.is_empty() {
+        println!("\nOps that fell back to the CPU:");
+        for f in fb {
+            println!("  {} {}: {}", s(&f["backend"]), s(&f["op"]), f["count"]);
+        }
+    }
+    println!();
+    match v["selected"].as_str() {
+        Some(d) => println!("Requested device {:?}: OK, using {d}", s(&v["requested"])),
+        None => println!("Requested device {:?}: UNUSABLE: {}", s(&v["requested"]), s(&v["error"])),
+    }
+}
+
+/// Runs the doctor; exit status 1 when the requested device is unusable.
+pub fn run(request: &str, json: bool) -> ExitCode {
+    let reg = sunrise::registry::registry();
+    let (v, ok) = report(reg, request);
+    if json {
+        println!("{v}");
+    } else {
+        print_text(&v);
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
