@@ -1,0 +1,106 @@
+//! The table of flat f32 kernels: filled with the portable kernels, then
+//! overwritten tier by tier up to the tier in use, once per process.
+
+use std::sync::OnceLock;
+
+use sunrise_backend_api::OpId;
+
+use crate::isa::{self, Isa};
+
+use super::portable;
+
+/// A flat binary kernel `out[i] = f(a[i], b[i])` (also `(x, dy) -> dx`).
+/// Kernels use the shortest of the three lengths.
+///
+/// # Safety
+/// Calling a table's kernel needs the CPU to support the table's tier,
+/// which [`table_for`] guarantees for the tables it builds.
+pub(crate) type Bin<T> = unsafe fn(&[T], &[T], &mut [T]);
+/// A flat binary kernel with a scalar second operand: `out[i] = f(a[i], b)`.
+pub(crate) type BinS<T> = unsafe fn(&[T], T, &mut [T]);
+/// A flat binary kernel with a scalar first operand: `out[i] = f(a, b[i])`.
+pub(crate) type SBin<T> = unsafe fn(T, &[T], &mut [T]);
+/// A flat unary kernel `out[i] = f(x[i])`.
+pub(crate) type Un<T> = unsafe fn(&[T], &mut [T]);
+
+/// The three forms of one binary op.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BinKernels<T: 'static> {
+    /// Both operands contiguous.
+    pub vv: Bin<T>,
+    /// `b` a broadcast scalar.
+    pub vs: BinS<T>,
+    /// `a` a broadcast scalar.
+    pub sv: SBin<T>,
+}
+
+/// Flat f32 kernels for one tier. Entries without a SIMD version at that
+/// tier hold the portable kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Table {
+    /// The highest tier whose kernels were installed.
+    pub tier: Isa,
+    /// `add` .. `minimum`, indexed by [`bin_slot`].
+    pub binary: [BinKernels<f32>; 7],
+    /// `neg` .. `silu`, indexed by [`un_slot`].
+    pub unary: [Un<f32>; 12],
+    /// `unary_backward` of `relu`: `(x, dy) -> dx`.
+    pub relu_backward: Bin<f32>,
+}
+
+/// Index of binary op `op` (`add` .. `minimum`) in [`Table::binary`].
+pub(crate) const fn bin_slot(op: OpId) -> usize {
+    op as usize - OpId::Add as usize
+}
+
+/// Index of unary op `op` (`neg` .. `silu`) in [`Table::unary`].
+pub(crate) const fn un_slot(op: OpId) -> usize {
+    op as usize - OpId::Neg as usize
+}
+
+fn portable_table() -> Table {
+    let bin = |op| portable::float_binary::<f32>(op).expect("add..minimum are binary float ops");
+    let un = |op| portable::float_unary::<f32>(op).expect("neg..silu are unary float ops");
+    Table {
+        tier: Isa::Portable,
+        binary: std::array::from_fn(|i| bin(OpId::ALL[OpId::Add as usize - 1 + i])),
+        unary: std::array::from_fn(|i| un(OpId::ALL[OpId::Neg as usize - 1 + i])),
+        relu_backward: portable::float_backward::<f32>(OpId::Relu).expect("relu is unary"),
+    }
+}
+
+/// The table for tier `isa`, capped at what this CPU supports (a tier the
+/// CPU lacks gets the best one below it), so its kernels are always safe
+/// to call here.
+pub(crate) fn table_for(isa: Isa) -> Table {
+    let (detected, _) = isa::detect();
+    let tier = isa::capped(detected, Some(isa));
+    #[allow(unused_mut, reason = "only SIMD architectures overwrite entries")]
+    let mut t = portable_table();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if tier >= Isa::Sse2 {
+            super::simd_sse2::plug(&mut t);
+        }
+        if tier >= Isa::Avx2 {
+            super::simd_avx2::plug(&mut t);
+        }
+        if tier >= Isa::Avx512 {
+            super::simd_avx512::plug(&mut t);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if tier == Isa::Neon {
+            super::simd_neon::plug(&mut t);
+        }
+    }
+    let _ = tier;
+    t
+}
+
+/// The table for the tier in use ([`isa::tier`]), built once.
+pub(crate) fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| table_for(isa::tier()))
+}

@@ -1,0 +1,412 @@
+//! The SIMD elementwise kernels, written once over [`F32x`] (a vector of
+//! f32 lanes of one ISA tier) and instantiated per tier by
+//! [`tier_kernels!`] inside `#[target_feature]` functions named
+//! `<tier>_<op>_f32` (`avx512_add_f32`, `sse2_relu_f32`, ...).
+//!
+//! Lane ops reproduce the scalar definitions in `elementwise/scalar.rs`
+//! bit for bit where the math is exact (arithmetic, `max`/`min` with their
+//! NaN rules, `sqrt`, `relu`, `neg`, `abs`). `exp` and the functions built
+//! on it (`sigmoid`, `silu`, `tanh`, `gelu_tanh`) use a Cephes-style
+//! polynomial accurate to a few ulp.
+//!
+//! Everything here is `#[inline(always)]`, so that after inlining into a
+//! tier's `#[target_feature]` function every intrinsic is compiled with
+//! that tier's features.
+
+/// A vector of f32 lanes of one ISA tier.
+///
+/// A value of an implementing type exists only where the CPU supports its
+/// tier: the only constructors, [`F32x::splat`] and [`F32x::load`], are
+/// `unsafe` with that contract. The lane-wise methods take such a value
+/// and are therefore safe.
+pub(crate) trait F32x: Copy {
+    /// Lanes per vector (at most 16).
+    const LANES: usize;
+    /// A lane mask from a comparison.
+    type Mask: Copy;
+
+    /// Every lane `v`.
+    ///
+    /// # Safety
+    /// The CPU supports this tier.
+    unsafe fn splat(v: f32) -> Self;
+    /// `LANES` values from `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU supports this tier; `p` is valid for reading `LANES` f32.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores the lanes at `p` (unaligned).
+    ///
+    /// # Safety
+    /// `p` is valid for writing `LANES` f32.
+    unsafe fn store(self, p: *mut f32);
+
+    /// Every lane `v` (`self` vouches for the tier).
+    fn constant(self, v: f32) -> Self;
+    /// `self + o`
+    fn add(self, o: Self) -> Self;
+    /// `self - o`
+    fn sub(self, o: Self) -> Self;
+    /// `self * o`
+    fn mul(self, o: Self) -> Self;
+    /// `self / o`
+    fn div(self, o: Self) -> Self;
+    /// `self * b + c`, fused where the tier has FMA.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `self > o ? self : o` per lane (so a NaN in either returns `o`).
+    fn max(self, o: Self) -> Self;
+    /// `self < o ? self : o` per lane (so a NaN in either returns `o`).
+    fn min(self, o: Self) -> Self;
+    /// `-self` (flips the sign bit).
+    fn neg(self) -> Self;
+    /// `|self|` (clears the sign bit).
+    fn abs(self) -> Self;
+    /// Correctly rounded square root.
+    fn sqrt(self) -> Self;
+    /// Rounds to the nearest integer, ties to even (`|self| < 2^31`).
+    fn round(self) -> Self;
+    /// `2^self` for integral `self` in `[-126, 127]`.
+    fn pow2i(self) -> Self;
+    /// `|self|` with the sign bit of `sign`.
+    fn copysign(self, sign: Self) -> Self;
+    /// `self > o` per lane.
+    fn gt(self, o: Self) -> Self::Mask;
+    /// `self < o` per lane.
+    fn lt(self, o: Self) -> Self::Mask;
+    /// `self` is NaN, per lane.
+    fn is_nan(self) -> Self::Mask;
+    /// `m ? a : b` per lane.
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+}
+
+/// Applies `f` to every `LANES`-wide chunk of `x` into `out` (the shorter
+/// length wins); the tail goes through a zero-padded vector.
+///
+/// # Safety
+/// The CPU supports `V`'s tier.
+#[inline(always)]
+pub(crate) unsafe fn map1<V: F32x>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
+    let n = x.len().min(out.len());
+    let l = V::LANES;
+    let (px, po) = (x.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: the tier is the caller's guarantee; every load reads
+    // x[i..i + l] and every store writes out[i..i + l] with i + l <= n.
+    unsafe {
+        while i + 4 * l <= n {
+            let v = [0, 1, 2, 3].map(|k| V::load(px.add(i + k * l)));
+            for (k, v) in v.into_iter().enumerate() {
+                f(v).store(po.add(i + k * l));
+            }
+            i += 4 * l;
+        }
+        while i + l <= n {
+            f(V::load(px.add(i))).store(po.add(i));
+            i += l;
+        }
+    }
+    if i < n {
+        let (mut bx, mut bo) = ([0f32; 16], [0f32; 16]);
+        bx[..n - i].copy_from_slice(&x[i..n]);
+        // SAFETY: the tier is the caller's guarantee; the buffers hold 16 >= l lanes.
+        unsafe { f(V::load(bx.as_ptr())).store(bo.as_mut_ptr()) };
+        out[i..n].copy_from_slice(&bo[..n - i]);
+    }
+}
+
+/// Applies `f` lane-wise to `a` and `b` into `out` (the shortest length
+/// wins); the tail goes through zero-padded vectors.
+///
+/// # Safety
+/// The CPU supports `V`'s tier.
+#[inline(always)]
+pub(crate) unsafe fn map2<V: F32x>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+    let n = a.len().min(b.len()).min(out.len());
+    let l = V::LANES;
+    let (pa, pb, po) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: the tier is the caller's guarantee; loads read a[i..i + l]
+    // and b[i..i + l], stores write out[i..i + l], with i + l <= n.
+    unsafe {
+        while i + 4 * l <= n {
+            let x = [0, 1, 2, 3].map(|k| V::load(pa.add(i + k * l)));
+            let y = [0, 1, 2, 3].map(|k| V::load(pb.add(i + k * l)));
+            for k in 0..4 {
+                f(x[k], y[k]).store(po.add(i + k * l));
+            }
+            i += 4 * l;
+        }
+        while i + l <= n {
+            f(V::load(pa.add(i)), V::load(pb.add(i))).store(po.add(i));
+            i += l;
+        }
+    }
+    if i < n {
+        let (mut ba, mut bb, mut bo) = ([0f32; 16], [0f32; 16], [0f32; 16]);
+        ba[..n - i].copy_from_slice(&a[i..n]);
+        bb[..n - i].copy_from_slice(&b[i..n]);
+        // SAFETY: the tier is the caller's guarantee; the buffers hold 16 >= l lanes.
+        unsafe { f(V::load(ba.as_ptr()), V::load(bb.as_ptr())).store(bo.as_mut_ptr()) };
+        out[i..n].copy_from_slice(&bo[..n - i]);
+    }
+}
+
+/// `out[i] = f(a[i], b)`.
+///
+/// # Safety
+/// The CPU supports `V`'s tier.
+#[inline(always)]
+pub(crate) unsafe fn map_vs<V: F32x>(a: &[f32], b: f32, out: &mut [f32], f: impl Fn(V, V) -> V) {
+    // SAFETY: the tier is the caller's guarantee.
+    unsafe {
+        let b = V::splat(b);
+        map1(a, out, |x: V| f(x, b))
+    }
+}
+
+/// `out[i] = f(a, b[i])`.
+///
+/// # Safety
+/// The CPU supports `V`'s tier.
+#[inline(always)]
+pub(crate) unsafe fn map_sv<V: F32x>(a: f32, b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+    // SAFETY: the tier is the caller's guarantee.
+    unsafe {
+        let a = V::splat(a);
+        map1(b, out, |y: V| f(a, y))
+    }
+}
+
+/// `a + b`
+#[inline(always)]
+pub(crate) fn add<V: F32x>(a: V, b: V) -> V {
+    a.add(b)
+}
+
+/// `a - b`
+#[inline(always)]
+pub(crate) fn sub<V: F32x>(a: V, b: V) -> V {
+    a.sub(b)
+}
+
+/// `a * b`
+#[inline(always)]
+pub(crate) fn mul<V: F32x>(a: V, b: V) -> V {
+    a.mul(b)
+}
+
+/// `a / b`
+#[inline(always)]
+pub(crate) fn div<V: F32x>(a: V, b: V) -> V {
+    a.div(b)
+}
+
+/// `max(a, b)`, NaN when either is (as `scalar::Maximum`).
+#[inline(always)]
+pub(crate) fn maximum<V: F32x>(a: V, b: V) -> V {
+    V::select(a.is_nan(), a, a.max(b))
+}
+
+/// `min(a, b)`, NaN when either is (as `scalar::Minimum`).
+#[inline(always)]
+pub(crate) fn minimum<V: F32x>(a: V, b: V) -> V {
+    V::select(a.is_nan(), a, a.min(b))
+}
+
+/// `-x`
+#[inline(always)]
+pub(crate) fn neg<V: F32x>(x: V) -> V {
+    x.neg()
+}
+
+/// `|x|`
+#[inline(always)]
+pub(crate) fn abs<V: F32x>(x: V) -> V {
+    x.abs()
+}
+
+/// `sqrt x`
+#[inline(always)]
+pub(crate) fn sqrt<V: F32x>(x: V) -> V {
+    x.sqrt()
+}
+
+/// `1 / sqrt x` (a true division, as the portable kernel).
+#[inline(always)]
+pub(crate) fn rsqrt<V: F32x>(x: V) -> V {
+    x.constant(1.0).div(x.sqrt())
+}
+
+/// `0 > x ? 0 : x` (as `scalar::Relu`).
+#[inline(always)]
+pub(crate) fn relu<V: F32x>(x: V) -> V {
+    x.constant(0.0).max(x)
+}
+
+/// `x > 0 ? dy : 0` (as `scalar::Relu::grad`).
+#[inline(always)]
+pub(crate) fn relu_backward<V: F32x>(x: V, dy: V) -> V {
+    let zero = x.constant(0.0);
+    V::select(x.gt(zero), dy, zero)
+}
+
+/// `ln 2 - 0.693359375` (Cephes `expf`'s split of `ln 2`), negated.
+#[allow(clippy::excessive_precision, reason = "Cephes coefficients, digit for digit")]
+const EXP_C2: f32 = 2.12194440e-4;
+/// `e^r - 1 - r = r^2 P(r)` on `|r| <= ln 2 / 2` (Cephes `expf`).
+#[allow(clippy::excessive_precision, reason = "Cephes coefficients, digit for digit")]
+const EXP_P: [f32; 6] = [
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+];
+/// `tanh x = x + x^3 P(x^2)` on `|x| < 0.625` (Cephes `tanhf`).
+#[allow(clippy::excessive_precision, reason = "Cephes coefficients, digit for digit")]
+const TANH_P: [f32; 5] = [
+    -5.70498872745e-3,
+    2.06390887954e-2,
+    -5.37397155531e-2,
+    1.33314422036e-1,
+    -3.33332819422e-1,
+];
+
+/// `e^x`: `x = n ln 2 + r` with `|r| <= ln2 / 2`, `e^r` by the Cephes
+/// `expf` polynomial, and `2^n` applied as two factors so that results down
+/// in the subnormal range come out right.
+#[inline(always)]
+pub(crate) fn exp<V: F32x>(x: V) -> V {
+    let c = |v: f32| x.constant(v);
+    // NaN passes both clamps (`max`/`min` return their second operand).
+    let x = c(89.0).min(c(-110.0).max(x));
+    let n = x.mul(c(std::f32::consts::LOG2_E)).round();
+    let r = n.mul_add(c(-0.693_359_375), x);
+    let r = n.mul_add(c(EXP_C2), r);
+    let mut p = c(EXP_P[0]);
+    for &k in &EXP_P[1..] {
+        p = p.mul_add(r, c(k));
+    }
+    let y = p.mul_add(r.mul(r), r).add(c(1.0));
+    let n1 = n.mul(c(0.5)).round();
+    y.mul(n1.pow2i()).mul(n.sub(n1).pow2i())
+}
+
+/// `1 / (1 + e^-x)`
+#[inline(always)]
+pub(crate) fn sigmoid<V: F32x>(x: V) -> V {
+    let one = x.constant(1.0);
+    one.div(one.add(exp(x.neg())))
+}
+
+/// `x / (1 + e^-x)`
+#[inline(always)]
+pub(crate) fn silu<V: F32x>(x: V) -> V {
+    x.div(x.constant(1.0).add(exp(x.neg())))
+}
+
+/// `x / (1 + e^(-2u))`, `u = sqrt(2/pi) (x + 0.044715 x^3)`.
+#[inline(always)]
+pub(crate) fn gelu_tanh<V: F32x>(x: V) -> V {
+    const C: f32 = 0.797_884_6;
+    let u = x.mul(x).mul_add(x.constant(C * 0.044_715), x.constant(C)).mul(x);
+    x.div(x.constant(1.0).add(exp(u.mul(x.constant(-2.0)))))
+}
+
+/// `tanh x`: the Cephes `tanhf` odd polynomial below 0.625, else
+/// `1 - 2 / (e^(2|x|) + 1)` with the sign of `x`.
+#[inline(always)]
+pub(crate) fn tanh<V: F32x>(x: V) -> V {
+    let c = |v: f32| x.constant(v);
+    let ax = x.abs();
+    let z = x.mul(x);
+    let mut p = c(TANH_P[0]);
+    for &k in &TANH_P[1..] {
+        p = p.mul_add(z, c(k));
+    }
+    let small = p.mul(z).mul_add(x, x);
+    let e = exp(ax.add(ax));
+    let big = c(1.0).sub(c(2.0).div(e.add(c(1.0)))).copysign(x);
+    V::select(ax.lt(c(0.625)), small, big)
+}
+
+/// Defines one tier's kernels (`#[target_feature]` wrappers around the
+/// generic maps, named by the caller) and its `plug`, which installs them
+/// in a `Table`.
+macro_rules! tier_kernels {
+    (
+        tier: $tier:expr, feature: $feat:literal, vec: $V:ty;
+        binary { $($bop:ident => $vv:ident, $vs:ident, $sv:ident = $bf:ident;)* }
+        unary { $($uop:ident => $un:ident = $uf:ident;)* }
+        relu_backward => $rb:ident;
+    ) => {
+        use super::kernels::{bin_slot, un_slot, BinKernels, Table};
+        use super::simd_vec as v;
+        use sunrise_backend_api::OpId;
+
+        $(
+            #[doc = concat!("`", stringify!($bf), "` of two f32 slices with ", $feat, ".")]
+            #[doc = ""]
+            #[doc = "# Safety"]
+            #[doc = concat!("The CPU supports ", $feat, ".")]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn $vv(a: &[f32], b: &[f32], out: &mut [f32]) {
+                // SAFETY: the caller guarantees the tier's features.
+                unsafe { v::map2::<$V>(a, b, out, v::$bf::<$V>) }
+            }
+
+            #[doc = concat!("`", stringify!($bf), "` of an f32 slice and a scalar with ", $feat, ".")]
+            #[doc = ""]
+            #[doc = "# Safety"]
+            #[doc = concat!("The CPU supports ", $feat, ".")]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn $vs(a: &[f32], b: f32, out: &mut [f32]) {
+                // SAFETY: the caller guarantees the tier's features.
+                unsafe { v::map_vs::<$V>(a, b, out, v::$bf::<$V>) }
+            }
+
+            #[doc = concat!("`", stringify!($bf), "` of a scalar and an f32 slice with ", $feat, ".")]
+            #[doc = ""]
+            #[doc = "# Safety"]
+            #[doc = concat!("The CPU supports ", $feat, ".")]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn $sv(a: f32, b: &[f32], out: &mut [f32]) {
+                // SAFETY: the caller guarantees the tier's features.
+                unsafe { v::map_sv::<$V>(a, b, out, v::$bf::<$V>) }
+            }
+        )*
+
+        $(
+            #[doc = concat!("`", stringify!($uf), "` of an f32 slice with ", $feat, ".")]
+            #[doc = ""]
+            #[doc = "# Safety"]
+            #[doc = concat!("The CPU supports ", $feat, ".")]
+            #[target_feature(enable = $feat)]
+            pub(crate) unsafe fn $un(x: &[f32], out: &mut [f32]) {
+                // SAFETY: the caller guarantees the tier's features.
+                unsafe { v::map1::<$V>(x, out, v::$uf::<$V>) }
+            }
+        )*
+
+        #[doc = concat!("`relu` backward `(x, dy) -> dx` on f32 with ", $feat, ".")]
+        #[doc = ""]
+        #[doc = "# Safety"]
+        #[doc = concat!("The CPU supports ", $feat, ".")]
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $rb(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+            // SAFETY: the caller guarantees the tier's features.
+            unsafe { v::map2::<$V>(x, dy, dx, v::relu_backward::<$V>) }
+        }
+
+        /// Installs this tier's kernels in `t`. Only [`super::kernels::table_for`]
+        /// calls it, after checking that the CPU supports the tier.
+        pub(crate) fn plug(t: &mut Table) {
+            t.tier = $tier;
+            $( t.binary[bin_slot(OpId::$bop)] = BinKernels { vv: $vv, vs: $vs, sv: $sv }; )*
+            $( t.unary[un_slot(OpId::$uop)] = $un; )*
+            t.relu_backward = $rb;
+        }
+    };
+}
+pub(crate) use tier_kernels;
