@@ -1,0 +1,236 @@
+//! f32 normalisation kernels: the affine normalise of layer norm
+//! (`y = (x - mean) * rstd * gamma + beta`) and the per-channel
+//! scale-and-shift of batch norm (`y = x * a + b`); generic over
+//! [`F32x`], instanced per tier as `<isa>_<op>_f32`, with portable
+//! counterparts and the [`NormKernels`] table. The statistics use the
+//! reduction kernels (`row_sum`, `row_sq_dev`, f64 accumulation).
+
+use std::sync::OnceLock;
+
+use crate::isa::{self, Isa};
+use crate::reduce::kernels::{load_tail, store_tail, tier_kernels};
+use crate::reduce::vec::F32x;
+
+/// `y = (x - mean) * rstd * gamma + beta` over the common length.
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+pub(crate) unsafe fn affine_row<S: F32x>(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    mean: f32,
+    rstd: f32,
+) {
+    let n = x.len().min(gamma.len()).min(beta.len()).min(y.len());
+    let (l, xp, gp, bp, yp) = (
+        S::LANES,
+        x.as_ptr(),
+        gamma.as_ptr(),
+        beta.as_ptr(),
+        y.as_mut_ptr(),
+    );
+    // SAFETY: the CPU supports `S`; full pieces need `i + l <= n`, the
+    // tail moves `n - i` elements of each slice.
+    unsafe {
+        let (a, c) = (S::splat(rstd), S::splat(-mean * rstd));
+        let mut i = 0;
+        while i + l <= n {
+            let xh = S::fma(S::load(xp.add(i)), a, c);
+            S::store(
+                yp.add(i),
+                S::fma(xh, S::load(gp.add(i)), S::load(bp.add(i))),
+            );
+            i += l;
+        }
+        if i < n {
+            let k = n - i;
+            let xh = S::fma(load_tail::<S>(xp.add(i), k, 0.0), a, c);
+            let v = S::fma(
+                xh,
+                load_tail::<S>(gp.add(i), k, 0.0),
+                load_tail::<S>(bp.add(i), k, 0.0),
+            );
+            store_tail::<S>(yp.add(i), k, v);
+        }
+    }
+}
+
+/// `y = x * a + b` over the common length.
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+pub(crate) unsafe fn scale_shift_row<S: F32x>(x: &[f32], y: &mut [f32], a: f32, b: f32) {
+    let n = x.len().min(y.len());
+    let (l, xp, yp) = (S::LANES, x.as_ptr(), y.as_mut_ptr());
+    // SAFETY: as in `affine_row`.
+    unsafe {
+        let (av, bv) = (S::splat(a), S::splat(b));
+        let mut i = 0;
+        while i + l <= n {
+            S::store(yp.add(i), S::fma(S::load(xp.add(i)), av, bv));
+            i += l;
+        }
+        if i < n {
+            store_tail::<S>(
+                yp.add(i),
+                n - i,
+                S::fma(load_tail::<S>(xp.add(i), n - i, 0.0), av, bv),
+            );
+        }
+    }
+}
+
+/// The portable kernels.
+pub(crate) mod portable {
+    /// `y = (x - mean) * rstd * gamma + beta`.
+    pub(crate) fn affine_row_f32(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        y: &mut [f32],
+        mean: f32,
+        rstd: f32,
+    ) {
+        let c = -mean * rstd;
+        for (((o, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *o = (v * rstd + c) * g + b;
+        }
+    }
+
+    /// `y = x * a + b`.
+    pub(crate) fn scale_shift_row_f32(x: &[f32], y: &mut [f32], a: f32, b: f32) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v * a + b;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::reduce::vec::{Avx2, Avx512, Sse2};
+
+    tier_kernels! { "sse2", Sse2;
+        sse2_affine_row_f32 = affine_row::<Sse2>
+            [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
+        sse2_scale_shift_row_f32 = scale_shift_row::<Sse2> [x: &[f32], y: &mut [f32], a: f32, b: f32];
+    }
+    tier_kernels! { "avx2,fma", Avx2;
+        avx2_affine_row_f32 = affine_row::<Avx2>
+            [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
+        avx2_scale_shift_row_f32 = scale_shift_row::<Avx2> [x: &[f32], y: &mut [f32], a: f32, b: f32];
+    }
+    tier_kernels! { "avx512f", Avx512;
+        avx512_affine_row_f32 = affine_row::<Avx512>
+            [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
+        avx512_scale_shift_row_f32 = scale_shift_row::<Avx512> [x: &[f32], y: &mut [f32], a: f32, b: f32];
+    }
+}
+
+type Affine = unsafe fn(&[f32], &[f32], &[f32], &mut [f32], f32, f32);
+type ScaleShift = unsafe fn(&[f32], &mut [f32], f32, f32);
+
+/// The f32 norm kernels of one tier. Every entry runs on this CPU: tables
+/// are only built for tiers in [`isa::available_tiers`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NormKernels {
+    /// The tier the table was built for.
+    pub(crate) isa: Isa,
+    affine: Affine,
+    scale_shift: ScaleShift,
+}
+
+impl NormKernels {
+    fn portable() -> Self {
+        NormKernels {
+            isa: Isa::Portable,
+            affine: portable::affine_row_f32,
+            scale_shift: portable::scale_shift_row_f32,
+        }
+    }
+
+    /// `y = (x - mean) * rstd * gamma + beta` over the common length.
+    pub(crate) fn affine(
+        &self,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        y: &mut [f32],
+        mean: f32,
+        rstd: f32,
+    ) {
+        // SAFETY: the entry is for a tier this CPU supports (see the type).
+        unsafe { (self.affine)(x, gamma, beta, y, mean, rstd) }
+    }
+
+    /// `y = x * a + b` over the common length.
+    pub(crate) fn scale_shift(&self, x: &[f32], y: &mut [f32], a: f32, b: f32) {
+        // SAFETY: as `affine`.
+        unsafe { (self.scale_shift)(x, y, a, b) }
+    }
+}
+
+/// The table for `isa` (portable, overwritten tier by tier up to `isa`);
+/// `None` when this machine cannot run `isa`.
+pub(crate) fn table_for(isa: Isa) -> Option<NormKernels> {
+    if !isa::available_tiers().contains(&isa) {
+        return None;
+    }
+    let mut t = NormKernels::portable();
+    t.isa = isa;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use x86::*;
+        if matches!(isa, Isa::Sse2 | Isa::Avx2 | Isa::Avx512) {
+            (t.affine, t.scale_shift) = (sse2_affine_row_f32, sse2_scale_shift_row_f32);
+        }
+        if matches!(isa, Isa::Avx2 | Isa::Avx512) {
+            (t.affine, t.scale_shift) = (avx2_affine_row_f32, avx2_scale_shift_row_f32);
+        }
+        if isa == Isa::Avx512 {
+            (t.affine, t.scale_shift) = (avx512_affine_row_f32, avx512_scale_shift_row_f32);
+        }
+    }
+    Some(t)
+}
+
+/// The table for the tier in use, built once.
+pub(crate) fn table() -> &'static NormKernels {
+    static TABLE: OnceLock<NormKernels> = OnceLock::new();
+    TABLE.get_or_init(|| table_for(isa::tier()).unwrap_or_else(NormKernels::portable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+
+    #[test]
+    fn kernels_match_portable_at_every_tier() {
+        let p = NormKernels::portable();
+        let mut rng = Rng::new(31);
+        for t in isa::available_tiers().into_iter().filter_map(table_for) {
+            for n in [0usize, 1, 2, 3, 5, 8, 15, 16, 17, 31, 33, 64, 100, 1023] {
+                let x: Vec<f32> = rng.vec(n, -4.0, 4.0);
+                let g: Vec<f32> = rng.vec(n, 0.5, 1.5);
+                let b: Vec<f32> = rng.vec(n, -1.0, 1.0);
+                let (mut y1, mut y2) = (vec![0f32; n], vec![0f32; n]);
+                t.affine(&x, &g, &b, &mut y1, 0.3, 1.7);
+                p.affine(&x, &g, &b, &mut y2, 0.3, 1.7);
+                let close = |a: &[f32], b: &[f32]| {
+                    a.iter()
+                        .zip(b)
+                        .all(|(u, v)| (u - v).abs() <= 2e-6 * (1.0 + v.abs()))
+                };
+                assert!(close(&y1, &y2), "affine {} n={n}", t.isa);
+                t.scale_shift(&x, &mut y1, -0.7, 0.25);
+                p.scale_shift(&x, &mut y2, -0.7, 0.25);
+                assert!(close(&y1, &y2), "scale_shift {} n={n}", t.isa);
+            }
+        }
+    }
+}
