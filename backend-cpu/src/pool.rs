@@ -365,8 +365,9 @@ unsafe fn max_backward<T: Float>(x: &Src<T>, dy: &Src<T>, dx: &mut [T], g: &Geom
         plane.fill(T::ZERO);
         for oh in 0..g.oh {
             for ow in 0..g.ow {
-                // SAFETY: forwarded; (n, c, oh, ow) is inside dy.
+                // SAFETY: forwarded.
                 if let Some(((ih, iw), _)) = unsafe { argmax(x, g, (n, c), oh, ow) } {
+                    // SAFETY: (n, c, oh, ow) is inside dy.
                     plane[ih * g.w + iw] += unsafe { dy.at(n, c, oh, ow) };
                 }
             }

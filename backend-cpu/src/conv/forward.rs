@@ -109,8 +109,8 @@ impl<T: GemmScalar> Fwd<'_, T> {
             };
             let x = &self.x;
             if let (true, Some(ps)) = (g.is_pointwise(), plane_stride(g.h, g.w, x.st[2], x.st[3])) {
-                // SAFETY: channel grp cg of image n starts inside x.
                 call.b = MatRef {
+                    // SAFETY: channel grp cg of image n starts inside x.
                     ptr: unsafe { x.row(n, grp * g.cg, 0) },
                     rs: x.st[1],
                     cs: ps,

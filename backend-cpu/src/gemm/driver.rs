@@ -86,7 +86,7 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
                 let panels = mb.div_ceil(kern.mr);
                 let a = &mut apack.as_mut_slice()[..panels * kern.mr * kb];
                 // SAFETY: rows i0..i0+mb and columns p0..p0+kb lie inside A.
-                unsafe { pack_a(call.a, i0, mb, p0, kb, kern.mr, a, nthreads > 1) };
+                unsafe { pack_a(call.a, (i0, mb), (p0, kb), kern.mr, a, nthreads > 1) };
                 let block = Block {
                     i0,
                     mb,
@@ -240,10 +240,8 @@ unsafe fn merge_edge<T: Float>(
 /// That block of `A` is readable; `dst` holds `ceil(rows/mr) mr kb` elements.
 unsafe fn pack_a<T: Float>(
     a: MatRef<T>,
-    i0: usize,
-    rows: usize,
-    p0: usize,
-    kb: usize,
+    (i0, rows): (usize, usize),
+    (p0, kb): (usize, usize),
     mr: usize,
     dst: &mut [T],
     par: bool,

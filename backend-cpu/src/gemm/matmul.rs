@@ -62,8 +62,8 @@ pub(super) unsafe fn matmul<T: GemmScalar>(call: &OpCall<'_>, p: &MatmulParams) 
     let count = batch.offsets.len();
     let work = m.saturating_mul(n).saturating_mul(k.max(1));
     let batch = &batch;
-    // SAFETY (both arms): views checked in bounds; C is contiguous, so each
-    // batch index owns its m x n block; outputs do not alias inputs.
+    // Views are checked in bounds; C is contiguous, so each batch index owns
+    // its m x n block; outputs do not alias inputs.
     if count > 1
         && work < PAR_MIN_WORK
         && work.saturating_mul(count) >= PAR_MIN_WORK
@@ -72,9 +72,11 @@ pub(super) unsafe fn matmul<T: GemmScalar>(call: &OpCall<'_>, p: &MatmulParams) 
         threads::install(|| {
             (0..count)
                 .into_par_iter()
+                // SAFETY: each index runs once, on one thread.
                 .for_each(|i| unsafe { batch.run(i, Threads::Single) })
         });
     } else {
+        // SAFETY: one index at a time.
         (0..count).for_each(|i| unsafe { batch.run(i, Threads::Auto) });
     }
     Ok(())
