@@ -410,7 +410,7 @@ fn conv_err(op: OpId, p: Params, ins: &[&HostTensor], outs: &[&HostTensor]) -> S
 }
 
 #[test]
-fn conv_rejects_bad_input() {
+fn conv_rejects_bad_params() {
     let z = |s: &[usize]| HostTensor::zeros::<f32>(s);
     let ok = Case::new([1, 4, 5, 5], [2, 3, 3], 1, 1, 1, 2);
     let (x, w, y) = (z(&ok.x_shape()), z(&ok.w_shape()), z(&ok.y_shape()));
@@ -434,7 +434,25 @@ fn conv_rejects_bad_input() {
         Params::None,
     ] {
         assert_eq!(conv_err(OpId::Conv2d, p, &[&x, &w], &[&y]), inv, "{p:?}");
+        assert_eq!(
+            conv_err(OpId::Conv2dBackwardData, p, &[&y, &w], &[&x]),
+            inv,
+            "{p:?}"
+        );
+        assert_eq!(
+            conv_err(OpId::Conv2dBackwardFilter, p, &[&x, &y], &[&w]),
+            inv,
+            "{p:?}"
+        );
     }
+}
+
+#[test]
+fn conv_rejects_bad_shapes_dtypes_and_arity() {
+    let z = |s: &[usize]| HostTensor::zeros::<f32>(s);
+    let ok = Case::new([1, 4, 5, 5], [2, 3, 3], 1, 1, 1, 2);
+    let (x, w, y) = (z(&ok.x_shape()), z(&ok.w_shape()), z(&ok.y_shape()));
+    let inv = StatusCode::InvalidArgument;
     let p = ok.params();
     assert_eq!(conv_err(OpId::Conv2d, p, &[&z(&[1, 4, 5]), &w], &[&y]), inv);
     assert_eq!(

@@ -249,7 +249,7 @@ fn max_pool_ties_go_to_the_first_maximum() {
 }
 
 #[test]
-fn pools_reject_bad_input() {
+fn pools_reject_bad_params() {
     let ok = case([1, 2, 6, 6], [3, 3], [2, 2], [1, 1], false);
     let z = |s: &[usize]| HostTensor::zeros::<f32>(s);
     let (x, y) = (z(&ok.nchw), z(&ok.out_shape()));
@@ -276,9 +276,22 @@ fn pools_reject_bad_input() {
     ] {
         assert_eq!(err(OpId::MaxPool2d, p, &[&x], &y), inv, "{p:?}");
         assert_eq!(err(OpId::AvgPool2d, p, &[&x], &y), inv, "{p:?}");
+        assert_eq!(err(OpId::MaxPool2dBackward, p, &[&x, &y], &x), inv, "{p:?}");
+        assert_eq!(err(OpId::AvgPool2dBackward, p, &[&y], &x), inv, "{p:?}");
     }
     let big = with(|p| p.kernel = [9, 9]);
     assert_eq!(err(OpId::AvgPool2d, big, &[&x], &z(&[1, 2, 1, 1])), inv);
+}
+
+#[test]
+fn pools_reject_bad_shapes_dtypes_and_arity() {
+    let ok = case([1, 2, 6, 6], [3, 3], [2, 2], [1, 1], false);
+    let z = |s: &[usize]| HostTensor::zeros::<f32>(s);
+    let (x, y) = (z(&ok.nchw), z(&ok.out_shape()));
+    let inv = StatusCode::InvalidArgument;
+    let err = |op: OpId, p: Params, ins: &[&HostTensor], out: &HostTensor| {
+        run(op, p, ins, &[out]).expect_err("must fail").code
+    };
     let p = ok.params();
     assert_eq!(err(OpId::MaxPool2d, p, &[&z(&[2, 6, 6])], &y), inv);
     assert_eq!(err(OpId::MaxPool2d, p, &[&x], &z(&[1, 3, 3, 3])), inv);

@@ -68,6 +68,23 @@ pub(super) unsafe fn forward<T: GemmScalar>(
 }
 
 impl<T: GemmScalar> Fwd<'_, T> {
+    /// Fills the group's output block at `yg` with the bias and returns the
+    /// GEMM's `beta` (1 with a bias, else 0: the block is not read).
+    ///
+    /// # Safety
+    /// `yg` is the writable `[kg, OH OW]` block of group `grp`.
+    unsafe fn fill_bias(&self, yg: *mut T, grp: usize) -> T {
+        let g = self.g;
+        let Some(b) = self.bias else { return T::ZERO };
+        let ohw = g.oh * g.ow;
+        // SAFETY: per the caller.
+        let block = unsafe { std::slice::from_raw_parts_mut(yg, g.kg * ohw) };
+        for (row, &bv) in block.chunks_exact_mut(ohw).zip(&b[grp * g.kg..]) {
+            row.fill(bv);
+        }
+        T::ONE
+    }
+
     /// Computes image `n`, using `col` as `im2col` scratch of at most
     /// `budget` bytes.
     ///
@@ -79,16 +96,8 @@ impl<T: GemmScalar> Fwd<'_, T> {
         for grp in 0..g.groups {
             // SAFETY: image n, channel block grp of the contiguous output.
             let yg = unsafe { self.y.add((n * g.k + grp * g.kg) * ohw) };
-            let beta = match self.bias {
-                Some(b) => {
-                    for (kk, &bv) in b[grp * g.kg..][..g.kg].iter().enumerate() {
-                        // SAFETY: row kk of the group's output block.
-                        unsafe { std::slice::from_raw_parts_mut(yg.add(kk * ohw), ohw) }.fill(bv);
-                    }
-                    T::ONE
-                }
-                None => T::ZERO,
-            };
+            // SAFETY: per the caller, image n of y is ours.
+            let beta = unsafe { self.fill_bias(yg, grp) };
             let mut call = GemmCall {
                 m: g.kg,
                 n: ohw,

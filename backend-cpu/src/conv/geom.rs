@@ -73,6 +73,20 @@ fn rank4(op: &str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
     })
 }
 
+/// Stride, padding, dilation and groups, checked.
+#[allow(clippy::type_complexity, reason = "the four params of Conv2dParams")]
+fn params(op: &str, p: &Conv2dParams) -> Result<([usize; 2], [usize; 2], [usize; 2], usize)> {
+    let pair = |what: &str, v: [i64; 2], min: i64| -> Result<[usize; 2]> {
+        Ok([param(op, what, v[0], min)?, param(op, what, v[1], min)?])
+    };
+    Ok((
+        pair("stride", p.stride, 1)?,
+        pair("padding", p.padding, 0)?,
+        pair("dilation", p.dilation, 1)?,
+        param(op, "groups", p.groups, 1)?,
+    ))
+}
+
 impl Geom {
     /// Checks params and the shapes of the image `x` `[N, C, H, W]`, the
     /// weights `w` `[K, C/groups, R, S]` and the output-side tensor `y`
@@ -87,19 +101,7 @@ impl Geom {
         let [n, c, h, wd] = rank4(op, "the image (x or dx)", x)?;
         let [k, cg, r, s] = rank4(op, "the weights (w or dw)", w)?;
         let [yn, yk, oh, ow] = rank4(op, "the output-side tensor (y or dy)", y)?;
-        let stride = [
-            param(op, "stride", p.stride[0], 1)?,
-            param(op, "stride", p.stride[1], 1)?,
-        ];
-        let pad = [
-            param(op, "padding", p.padding[0], 0)?,
-            param(op, "padding", p.padding[1], 0)?,
-        ];
-        let dil = [
-            param(op, "dilation", p.dilation[0], 1)?,
-            param(op, "dilation", p.dilation[1], 1)?,
-        ];
-        let groups = param(op, "groups", p.groups, 1)?;
+        let (stride, pad, dil, groups) = params(op, p)?;
         if c % groups != 0 || k % groups != 0 {
             return Err(BackendError::invalid(format!(
                 "{op}: groups {groups} must divide input channels {c} and output channels {k}"

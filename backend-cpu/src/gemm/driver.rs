@@ -95,27 +95,8 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
                     beta,
                     apack: a,
                 };
-                let m_chunks = plan.m_chunks(panels);
-                let per_chunk = panels.div_ceil(m_chunks);
-                let unit = |u: usize| {
-                    let (mi, nj) = (u / plan.n_chunks, u % plan.n_chunks);
-                    let rows = (
-                        mi * per_chunk * kern.mr,
-                        ((mi + 1) * per_chunk * kern.mr).min(mb),
-                    );
-                    let cols = (nj * plan.nc, ((nj + 1) * plan.nc).min(call.n));
-                    if rows.0 < rows.1 && cols.0 < cols.1 {
-                        // SAFETY: units cover disjoint tiles of C; the
-                        // rest is forwarded from the caller.
-                        unsafe { run_unit(kern, call, &block, rows, cols) };
-                    }
-                };
-                let units = m_chunks * plan.n_chunks;
-                if nthreads > 1 && units > 1 {
-                    (0..units).into_par_iter().for_each(unit);
-                } else {
-                    (0..units).for_each(unit);
-                }
+                // SAFETY: forwarded from the caller.
+                unsafe { run_block(kern, call, &block, &plan) };
             }
         }
     };
@@ -123,6 +104,38 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
         threads::install(body);
     } else {
         body();
+    }
+}
+
+/// Runs the work units of one packed block of `A`, on the pool when the
+/// plan has several threads.
+///
+/// # Safety
+/// As [`packed_gemm`].
+unsafe fn run_block<T: Float>(
+    kern: &GemmKernel<T>,
+    call: &GemmCall<T>,
+    blk: &Block<'_, T>,
+    plan: &Plan,
+) {
+    let panels = blk.mb.div_ceil(kern.mr);
+    let m_chunks = plan.m_chunks(panels);
+    let per_chunk = panels.div_ceil(m_chunks) * kern.mr;
+    let unit = |u: usize| {
+        let (mi, nj) = (u / plan.n_chunks, u % plan.n_chunks);
+        let rows = (mi * per_chunk, ((mi + 1) * per_chunk).min(blk.mb));
+        let cols = (nj * plan.nc, ((nj + 1) * plan.nc).min(call.n));
+        if rows.0 < rows.1 && cols.0 < cols.1 {
+            // SAFETY: units cover disjoint tiles of C; the rest is
+            // forwarded from the caller.
+            unsafe { run_unit(kern, call, blk, rows, cols) };
+        }
+    };
+    let units = m_chunks * plan.n_chunks;
+    if plan.threads > 1 && units > 1 {
+        (0..units).into_par_iter().for_each(unit);
+    } else {
+        (0..units).for_each(unit);
     }
 }
 
@@ -154,57 +167,53 @@ unsafe fn run_unit<T: Float>(
     with_scratch::<T, _>(bpanels * nr * kb, |bpack| {
         // SAFETY: rows p0..p0+kb and columns `cols` lie inside B.
         unsafe { pack_b(call.b, blk.p0, kb, cols.0, width, nr, bpack) };
-        let mut edge = [T::ZERO; MAX_TILE];
         for ir in (rows.0..rows.1).step_by(mr) {
-            let h = mr.min(blk.mb - ir);
             let apanel = &blk.apack[(ir / mr) * mr * kb..][..mr * kb];
             for (q, bpanel) in bpack.chunks_exact(nr * kb).enumerate() {
-                let jr = cols.0 + q * nr;
-                let w = nr.min(call.n - jr);
-                // SAFETY: (i0 + ir, jr) is inside C's m x n extent.
-                let c = unsafe { call.c.ptr.add((blk.i0 + ir) * call.c.rs + jr) };
-                if h == mr && w == nr {
-                    // SAFETY: full tile inside C; panels of kb mr and kb nr.
-                    unsafe {
-                        (kern.run)(
-                            kb,
-                            apanel.as_ptr(),
-                            bpanel.as_ptr(),
-                            c,
-                            call.c.rs,
-                            call.alpha,
-                            blk.beta,
-                        )
-                    };
-                } else {
-                    // SAFETY: `edge` holds MAX_TILE >= mr nr elements.
-                    unsafe {
-                        (kern.run)(
-                            kb,
-                            apanel.as_ptr(),
-                            bpanel.as_ptr(),
-                            edge.as_mut_ptr(),
-                            nr,
-                            T::ONE,
-                            T::ZERO,
-                        )
-                    };
-                    // SAFETY: the h x w corner at c lies inside C.
-                    unsafe {
-                        merge_edge(
-                            &edge[..mr * nr],
-                            nr,
-                            c,
-                            call.c.rs,
-                            (h, w),
-                            call.alpha,
-                            blk.beta,
-                        )
-                    };
-                }
+                // SAFETY: the tile's corner is inside C, per the unit.
+                unsafe { tile(kern, call, blk, (apanel, bpanel), (ir, cols.0 + q * nr)) };
             }
         }
     });
+}
+
+/// Computes the tile at block row `ir`, column `jr` of `C` from its packed
+/// panels, through an edge buffer when it sticks out of `C`.
+///
+/// # Safety
+/// As [`run_unit`]; `(ir, jr)` lies inside the block and `C`.
+unsafe fn tile<T: Float>(
+    kern: &GemmKernel<T>,
+    call: &GemmCall<T>,
+    blk: &Block<'_, T>,
+    (apanel, bpanel): (&[T], &[T]),
+    (ir, jr): (usize, usize),
+) {
+    let (mr, nr, kb) = (kern.mr, kern.nr, blk.kb);
+    let (h, w) = (mr.min(blk.mb - ir), nr.min(call.n - jr));
+    // SAFETY: (i0 + ir, jr) is inside C's m x n extent.
+    let c = unsafe { call.c.ptr.add((blk.i0 + ir) * call.c.rs + jr) };
+    let (a, b) = (apanel.as_ptr(), bpanel.as_ptr());
+    if h == mr && w == nr {
+        // SAFETY: a full tile inside C; panels of kb mr and kb nr elements.
+        unsafe { (kern.run)(kb, a, b, c, call.c.rs, call.alpha, blk.beta) };
+    } else {
+        let mut edge = [T::ZERO; MAX_TILE];
+        // SAFETY: `edge` holds MAX_TILE >= mr nr elements.
+        unsafe { (kern.run)(kb, a, b, edge.as_mut_ptr(), nr, T::ONE, T::ZERO) };
+        // SAFETY: the h x w corner at c lies inside C.
+        unsafe {
+            merge_edge(
+                &edge[..mr * nr],
+                nr,
+                c,
+                call.c.rs,
+                (h, w),
+                call.alpha,
+                blk.beta,
+            )
+        };
+    }
 }
 
 /// `C[h x w] = alpha T + beta C` from the `nr`-wide edge buffer `t`.

@@ -23,39 +23,7 @@ pub(super) unsafe fn matmul<T: GemmScalar>(call: &OpCall<'_>, p: &MatmulParams) 
         )
     };
     let (m, k, n) = check_shapes(&a, &b, &c)?;
-    let r = c.rank();
-    let mut batch = Batch {
-        offsets: Vec::new(),
-        proto: GemmCall {
-            m,
-            n,
-            k,
-            a: MatRef {
-                ptr: a.ptr,
-                rs: a.strides[r - 2],
-                cs: a.strides[r - 1],
-            },
-            b: MatRef {
-                ptr: b.ptr,
-                rs: b.strides[r - 2],
-                cs: b.strides[r - 1],
-            },
-            c: MatMut { ptr: c.ptr, rs: n },
-            alpha: T::from_f64(p.alpha),
-            beta: T::from_f64(p.beta),
-        },
-    };
-    let batch_shape = &c.shape[..r - 2];
-    let (mut oa, mut ob, mut oc) = (Vec::new(), Vec::new(), Vec::new());
-    for_each_offset(batch_shape, &a.strides[..r - 2], |o| oa.push(o));
-    for_each_offset(batch_shape, &b.strides[..r - 2], |o| ob.push(o));
-    for_each_offset(batch_shape, &c.strides[..r - 2], |o| oc.push(o));
-    batch.offsets = oa
-        .into_iter()
-        .zip(ob)
-        .zip(oc)
-        .map(|((x, y), z)| [x, y, z])
-        .collect();
+    let batch = Batch::new(&a, &b, &c, (m, k, n), p);
     if m == 0 || n == 0 || batch.offsets.is_empty() {
         return Ok(());
     }
@@ -91,6 +59,45 @@ struct Batch<T> {
 }
 
 impl<T: GemmScalar> Batch<T> {
+    /// The GEMM at batch index 0 and the offsets of every batch index.
+    fn new(
+        a: &View<T>,
+        b: &View<T>,
+        c: &View<T>,
+        (m, k, n): (usize, usize, usize),
+        p: &MatmulParams,
+    ) -> Self {
+        let r = c.rank();
+        let batch_shape = &c.shape[..r - 2];
+        let (mut oa, mut ob, mut oc) = (Vec::new(), Vec::new(), Vec::new());
+        for_each_offset(batch_shape, &a.strides[..r - 2], |o| oa.push(o));
+        for_each_offset(batch_shape, &b.strides[..r - 2], |o| ob.push(o));
+        for_each_offset(batch_shape, &c.strides[..r - 2], |o| oc.push(o));
+        let mat = |ptr: *const T, st: &[usize]| MatRef {
+            ptr,
+            rs: st[r - 2],
+            cs: st[r - 1],
+        };
+        Batch {
+            offsets: oa
+                .into_iter()
+                .zip(ob)
+                .zip(oc)
+                .map(|((x, y), z)| [x, y, z])
+                .collect(),
+            proto: GemmCall {
+                m,
+                n,
+                k,
+                a: mat(a.ptr, &a.strides),
+                b: mat(b.ptr, &b.strides),
+                c: MatMut { ptr: c.ptr, rs: n },
+                alpha: T::from_f64(p.alpha),
+                beta: T::from_f64(p.beta),
+            },
+        }
+    }
+
     /// Runs batch index `i`.
     ///
     /// # Safety
