@@ -25,6 +25,9 @@ fn for_each_chunk<T: Float>(
     par: bool,
     job: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
+    if chunk == 0 {
+        return;
+    }
     if par {
         threads::install(|| {
             out.par_chunks_mut(chunk)
@@ -36,6 +39,28 @@ fn for_each_chunk<T: Float>(
             .enumerate()
             .for_each(|(i, c)| job(i, c));
     }
+}
+
+/// For each filter tap along `axis`: the valid outputs `lo..hi` and the
+/// input position of `lo` (see [`valid_range`]).
+fn taps(g: &Geom, axis: usize) -> Vec<(usize, usize, usize)> {
+    let (taps, outs, len) = if axis == 0 {
+        (g.r, g.oh, g.h)
+    } else {
+        (g.s, g.ow, g.w)
+    };
+    (0..taps)
+        .map(|t| {
+            let off = g.tap(axis, t);
+            let (lo, hi) = valid_range(outs, g.stride[axis], off, len);
+            let first = if lo < hi {
+                ((lo * g.stride[axis]) as isize + off) as usize
+            } else {
+                0
+            };
+            (lo, hi, first)
+        })
+        .collect()
 }
 
 /// Forward: `y[n, c] = bias[c] + sum_{r,s} w[c, 0, r, s] x[n, c, shifted]`.
@@ -53,32 +78,21 @@ pub(super) unsafe fn forward<T: Float>(
     let ohw = g.oh * g.ow;
     // SAFETY: the contiguous output holds N C OH OW elements.
     let ys = unsafe { std::slice::from_raw_parts_mut(y, g.n * g.c * ohw) };
-    let rs = g.r * g.s;
+    let (rows, cols) = (taps(g, 0), taps(g, 1));
+    let step = g.stride[1] * x.st[3];
     for_each_chunk(ys, ohw, parallel(g), |idx, out| {
         let (n, ch) = (idx / g.c, idx % g.c);
         out.fill(bias.map_or(T::ZERO, |b| b[ch]));
-        for r in 0..g.r {
-            let offh = g.tap(0, r);
-            let (lo_h, hi_h) = valid_range(g.oh, g.stride[0], offh, g.h);
+        let wc = &w[ch * g.r * g.s..][..g.r * g.s];
+        for (&(lo_h, hi_h, ih0), wr) in rows.iter().zip(wc.chunks_exact(g.s)) {
             for oh in lo_h..hi_h {
-                let ih = ((oh * g.stride[0]) as isize + offh) as usize;
+                let ih = ih0 + (oh - lo_h) * g.stride[0];
                 let orow = &mut out[oh * g.ow..][..g.ow];
-                for s in 0..g.s {
-                    let offw = g.tap(1, s);
-                    let (lo, hi) = valid_range(g.ow, g.stride[1], offw, g.w);
-                    if lo < hi {
-                        let iw = ((lo * g.stride[1]) as isize + offw) as usize;
-                        // SAFETY: (n, ch, ih, iw + j stride) is inside x for j < hi - lo.
-                        unsafe {
-                            let src = x.row(n, ch, ih).add(iw * x.st[3]);
-                            axpy_from(
-                                &mut orow[lo..hi],
-                                w[ch * rs + r * g.s + s],
-                                src,
-                                g.stride[1] * x.st[3],
-                            );
-                        }
-                    }
+                // SAFETY: (n, ch, ih) is a row of x.
+                let xrow = unsafe { x.row(n, ch, ih) };
+                for (&(lo, hi, iw), &wv) in cols.iter().zip(wr) {
+                    // SAFETY: columns iw + j stride, j < hi - lo, are inside the row.
+                    unsafe { axpy_from(&mut orow[lo..hi], wv, xrow.add(iw * x.st[3]), step) };
                 }
             }
         }
@@ -94,25 +108,28 @@ pub(super) unsafe fn backward_data<T: Float>(dy: &Image<T>, w: &[T], dx: &Image<
     let hw = g.h * g.w;
     // SAFETY: the contiguous output holds N C H W elements.
     let dxs = unsafe { std::slice::from_raw_parts_mut(dx.ptr, g.n * g.c * hw) };
-    let rs = g.r * g.s;
+    let (rows, cols) = (taps(g, 0), taps(g, 1));
+    let sw = g.stride[1];
     for_each_chunk(dxs, hw, parallel(g), |idx, plane| {
         let (n, ch) = (idx / g.c, idx % g.c);
-        for r in 0..g.r {
-            let offh = g.tap(0, r);
-            let (lo_h, hi_h) = valid_range(g.oh, g.stride[0], offh, g.h);
+        let wc = &w[ch * g.r * g.s..][..g.r * g.s];
+        for (&(lo_h, hi_h, ih0), wr) in rows.iter().zip(wc.chunks_exact(g.s)) {
             for oh in lo_h..hi_h {
-                let ih = ((oh * g.stride[0]) as isize + offh) as usize;
+                let ih = ih0 + (oh - lo_h) * g.stride[0];
                 let xrow = &mut plane[ih * g.w..][..g.w];
-                // SAFETY: (n, ch, oh, 0) is inside dy.
+                // SAFETY: (n, ch, oh) is a row of dy.
                 let dyrow = unsafe { dy.row(n, ch, oh) };
-                for s in 0..g.s {
-                    let wv = w[ch * rs + r * g.s + s];
-                    let offw = g.tap(1, s);
-                    let (lo, hi) = valid_range(g.ow, g.stride[1], offw, g.w);
-                    for j in lo..hi {
-                        let iw = ((j * g.stride[1]) as isize + offw) as usize;
-                        // SAFETY: column j < OW of the dy row.
-                        xrow[iw] += wv * unsafe { *dyrow.add(j * dy.st[3]) };
+                for (&(lo, hi, iw), &wv) in cols.iter().zip(wr) {
+                    // SAFETY: columns lo..hi of the dy row are inside dy.
+                    let src = unsafe { dyrow.add(lo * dy.st[3]) };
+                    if sw == 1 {
+                        // SAFETY: as above.
+                        unsafe { axpy_from(&mut xrow[iw..iw + hi - lo], wv, src, dy.st[3]) };
+                    } else {
+                        for (t, o) in xrow[iw..].iter_mut().step_by(sw).take(hi - lo).enumerate() {
+                            // SAFETY: as above, t < hi - lo.
+                            *o += wv * unsafe { *src.add(t * dy.st[3]) };
+                        }
                     }
                 }
             }
@@ -130,33 +147,24 @@ pub(super) unsafe fn backward_filter<T: Float>(
     dw: &mut [T],
     g: &Geom,
 ) {
-    let rs = g.r * g.s;
-    if rs == 0 {
-        return;
-    }
-    for_each_chunk(dw, rs, parallel(g), |ch, taps| {
-        for (t, out) in taps.iter_mut().enumerate() {
-            let (r, s) = (t / g.s, t % g.s);
-            let (offh, offw) = (g.tap(0, r), g.tap(1, s));
-            let (lo_h, hi_h) = valid_range(g.oh, g.stride[0], offh, g.h);
-            let (lo, hi) = valid_range(g.ow, g.stride[1], offw, g.w);
+    let (rows, cols) = (taps(g, 0), taps(g, 1));
+    for_each_chunk(dw, g.r * g.s, parallel(g), |ch, out| {
+        for (t, o) in out.iter_mut().enumerate() {
+            let ((lo_h, hi_h, ih0), (lo, hi, iw)) = (rows[t / g.s], cols[t % g.s]);
             let mut acc = T::ZERO;
-            if lo < hi {
-                let iw = ((lo * g.stride[1]) as isize + offw) as usize;
-                for n in 0..g.n {
-                    for oh in lo_h..hi_h {
-                        let ih = ((oh * g.stride[0]) as isize + offh) as usize;
-                        // SAFETY: both strided rows stay inside dy and x for
-                        // the hi - lo valid columns.
-                        acc += unsafe {
-                            let d = dy.row(n, ch, oh).add(lo * dy.st[3]);
-                            let xv = x.row(n, ch, ih).add(iw * x.st[3]);
-                            dot(hi - lo, d, dy.st[3], xv, g.stride[1] * x.st[3])
-                        };
-                    }
+            for n in 0..g.n {
+                for oh in lo_h..hi_h {
+                    let ih = ih0 + (oh - lo_h) * g.stride[0];
+                    // SAFETY: both strided rows stay inside dy and x for
+                    // the hi - lo valid columns.
+                    acc += unsafe {
+                        let d = dy.row(n, ch, oh).add(lo * dy.st[3]);
+                        let xv = x.row(n, ch, ih).add(iw * x.st[3]);
+                        dot(hi - lo, d, dy.st[3], xv, g.stride[1] * x.st[3])
+                    };
                 }
             }
-            *out = acc;
+            *o = acc;
         }
     });
 }
