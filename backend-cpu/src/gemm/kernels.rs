@@ -174,11 +174,20 @@ macro_rules! simd_micro_kernel {
             beta: $t,
         ) {
             let mut acc: [[$v; $nv]; $mr] = [[$zero; $nv]; $mr];
+            for i in 0..$mr {
+                // Warm the tile's first and last line for the final update.
+                prefetch(c.wrapping_add(i * ldc));
+                prefetch(c.wrapping_add(i * ldc + $nv * $lanes - 1));
+            }
             for p in 0..k {
                 // SAFETY: the A panel holds k MR elements, p < k.
                 let ap = unsafe { a.add(p * $mr) };
                 // SAFETY: the B panel holds k NR elements, p < k.
                 let bp = unsafe { b.add(p * $nv * $lanes) };
+                // Stream the B panel 8 steps ahead (a hint, never a fault).
+                let ahead = bp.wrapping_add(8 * $nv * $lanes);
+                prefetch(ahead);
+                prefetch(ahead.wrapping_byte_add(64));
                 let mut bv: [$v; $nv] = [$zero; $nv];
                 for (j, v) in bv.iter_mut().enumerate() {
                     // SAFETY: lanes j*L..(j+1)*L of row p of the B panel.
@@ -213,3 +222,12 @@ macro_rules! simd_micro_kernel {
 }
 #[cfg(target_arch = "x86_64")]
 pub(crate) use simd_micro_kernel;
+
+/// Hints the cache line holding `p` into L1. A prefetch never faults, so
+/// any address is fine.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse")]
+pub(crate) fn prefetch<T>(p: *const T) {
+    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+}

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{simd_micro_kernel, GemmKernel, KernelTable};
+use super::kernels::{prefetch, simd_micro_kernel, GemmKernel, KernelTable};
 use crate::isa::Isa;
 
 simd_micro_kernel! {

@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{simd_micro_kernel, GemmKernel, KernelTable};
+use super::kernels::{prefetch, simd_micro_kernel, GemmKernel, KernelTable};
 use crate::isa::Isa;
 
 /// `a b + c` as a multiply and an add (SSE2 has no fused multiply-add).
