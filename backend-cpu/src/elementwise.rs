@@ -44,7 +44,10 @@ mod simd_sse2;
 #[path = "simd/elementwise_avx2.rs"]
 mod simd_avx2;
 
+// AVX-512 intrinsics are stable since Rust 1.89, which the `gemm` crate's
+// `x86-v4` feature already requires of the workspace.
 #[cfg(target_arch = "x86_64")]
+#[clippy::msrv = "1.89"]
 #[path = "simd/elementwise_avx512.rs"]
 mod simd_avx512;
 
@@ -125,7 +128,11 @@ pub(crate) fn no_dtype(op: OpId, dtype: DType) -> BackendError {
 
 /// Checks an elementwise output: every input has its shape (inputs arrive
 /// already broadcast) and no two of its elements share an address.
-pub(crate) fn check_elementwise<O: Element>(op: OpId, out: &View<O>, inputs: &[&[usize]]) -> Result<()> {
+pub(crate) fn check_elementwise<O: Element>(
+    op: OpId,
+    out: &View<O>,
+    inputs: &[&[usize]],
+) -> Result<()> {
     for (i, shape) in inputs.iter().enumerate() {
         if *shape != out.shape.as_slice() {
             return Err(BackendError::invalid(format!(

@@ -2,7 +2,7 @@
 //! `where`.
 
 use sunrise_backend_api::abi::SrTensorDesc;
-use sunrise_backend_api::{DType, OpCall, OpId, Result};
+use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Result};
 
 use crate::element::Element;
 use crate::strided::check_arity;
@@ -37,7 +37,13 @@ pub(crate) unsafe fn arithmetic(call: &OpCall<'_>) -> Result<()> {
 /// As [`arithmetic`]; the kernels are safe to call on this CPU.
 unsafe fn run<T: Element>(op: OpId, d: [&SrTensorDesc; 3], k: BinKernels<T>) -> Result<()> {
     // SAFETY: descriptors of live buffers, per the caller.
-    let (a, b, c) = unsafe { (view::<T>(op, "a", d[0])?, view::<T>(op, "b", d[1])?, view::<T>(op, "c", d[2])?) };
+    let (a, b, c) = unsafe {
+        (
+            view::<T>(op, "a", d[0])?,
+            view::<T>(op, "b", d[1])?,
+            view::<T>(op, "c", d[2])?,
+        )
+    };
     check_elementwise(op, &c, &[&a.shape, &b.shape])?;
     // SAFETY: checked views; the kernels are safe to call here.
     unsafe {
@@ -78,12 +84,22 @@ pub(crate) unsafe fn compare(call: &OpCall<'_>) -> Result<()> {
 /// As [`compare`].
 unsafe fn compare_as<T: Element>(op: OpId, d: [&SrTensorDesc; 3]) -> Result<()> {
     // SAFETY: descriptors of live buffers, per the caller.
-    let (a, b, m) = unsafe { (view::<T>(op, "a", d[0])?, view::<T>(op, "b", d[1])?, view::<u8>(op, "mask", d[2])?) };
+    let (a, b, m) = unsafe {
+        (
+            view::<T>(op, "a", d[0])?,
+            view::<T>(op, "b", d[1])?,
+            view::<u8>(op, "mask", d[2])?,
+        )
+    };
     check_elementwise(op, &m, &[&a.shape, &b.shape])?;
     macro_rules! cmp {
         ($f:expr) => {
             // SAFETY: checked views.
-            unsafe { launch2(&m, &a, &b, |a, b, out| map2(a, b, out, |x: T, y: T| $f(x, y) as u8)) }
+            unsafe {
+                launch2(&m, &a, &b, |a, b, out| {
+                    map2(a, b, out, |x: T, y: T| $f(x, y) as u8)
+                })
+            }
         };
     }
     match op {
@@ -105,10 +121,17 @@ unsafe fn compare_as<T: Element>(op: OpId, d: [&SrTensorDesc; 3]) -> Result<()> 
 pub(crate) unsafe fn select(call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
     check_arity(op.name(), call.inputs.len(), call.outputs.len(), 3, 1)?;
-    let d = [&call.inputs[0], &call.inputs[1], &call.inputs[2], &call.outputs[0]];
+    let d = [
+        &call.inputs[0],
+        &call.inputs[1],
+        &call.inputs[2],
+        &call.outputs[0],
+    ];
     let mask = dtype_of(d[0])?;
     if mask != DType::U8 {
-        return Err(no_dtype(op, mask));
+        return Err(BackendError::invalid(format!(
+            "{op}: the mask must be u8, not {mask}"
+        )));
     }
     // SAFETY: forwarded from the caller.
     unsafe {

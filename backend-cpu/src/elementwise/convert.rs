@@ -65,7 +65,12 @@ pub(crate) unsafe fn copy(call: &OpCall<'_>) -> Result<()> {
 /// As [`copy`].
 unsafe fn copy_as<T: Element>(x: &SrTensorDesc, y: &SrTensorDesc) -> Result<()> {
     // SAFETY: descriptors of live buffers, per the caller.
-    let (xv, yv) = unsafe { (view::<T>(OpId::Copy, "x", x)?, view::<T>(OpId::Copy, "y", y)?) };
+    let (xv, yv) = unsafe {
+        (
+            view::<T>(OpId::Copy, "x", x)?,
+            view::<T>(OpId::Copy, "y", y)?,
+        )
+    };
     check_elementwise(OpId::Copy, &yv, &[&xv.shape])?;
     // SAFETY: checked views.
     unsafe { launch1(&yv, &xv, copy_into) };
@@ -149,10 +154,19 @@ where
     D: Element,
 {
     // SAFETY: descriptors of live buffers, per the caller.
-    let (xv, yv) = unsafe { (view::<S>(OpId::Cast, "x", x)?, view::<D>(OpId::Cast, "y", y)?) };
+    let (xv, yv) = unsafe {
+        (
+            view::<S>(OpId::Cast, "x", x)?,
+            view::<D>(OpId::Cast, "y", y)?,
+        )
+    };
     check_elementwise(OpId::Cast, &yv, &[&xv.shape])?;
     // SAFETY: checked views.
-    unsafe { launch1(&yv, &xv, |x, out| map2(x, Src::Splat(()), out, |v: S, ()| v.cast())) };
+    unsafe {
+        launch1(&yv, &xv, |x, out| {
+            map2(x, Src::Splat(()), out, |v: S, ()| v.cast())
+        })
+    };
     Ok(())
 }
 
@@ -181,19 +195,27 @@ pub(crate) unsafe fn concat(call: &OpCall<'_>) -> Result<()> {
 
 /// # Safety
 /// As [`concat`].
-unsafe fn concat_as<T: Element>(inputs: &[SrTensorDesc], out: &SrTensorDesc, axis: usize) -> Result<()> {
+unsafe fn concat_as<T: Element>(
+    inputs: &[SrTensorDesc],
+    out: &SrTensorDesc,
+    axis: usize,
+) -> Result<()> {
     let op = OpId::Concat;
     // SAFETY: descriptors of live buffers, per the caller.
     let ov = unsafe { view::<T>(op, "output", out)? };
     if axis >= ov.rank() {
-        return Err(BackendError::invalid(format!("{op}: axis {axis} is out of range for rank {}", ov.rank())));
+        return Err(BackendError::invalid(format!(
+            "{op}: axis {axis} is out of range for rank {}",
+            ov.rank()
+        )));
     }
     let mut views = Vec::with_capacity(inputs.len());
     let mut total = 0usize;
     for (i, d) in inputs.iter().enumerate() {
         // SAFETY: as above.
         let v: View<T> = unsafe { view(op, &format!("input {i}"), d)? };
-        let fits = v.rank() == ov.rank() && (0..v.rank()).all(|k| k == axis || v.shape[k] == ov.shape[k]);
+        let fits =
+            v.rank() == ov.rank() && (0..v.rank()).all(|k| k == axis || v.shape[k] == ov.shape[k]);
         if !fits {
             return Err(BackendError::invalid(format!(
                 "{op}: input {i} has shape {:?}, which does not fit output {:?} along axis {axis}",

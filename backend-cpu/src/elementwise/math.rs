@@ -5,7 +5,10 @@
 //! GELU (erf form) with its derivative.
 
 /// `erf` on `|x| <= 0.46875`: `x * P(x^2) / Q(x^2)`.
-#[allow(clippy::excessive_precision, reason = "Cody's published coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cody's published coefficients, digit for digit"
+)]
 const A: [f64; 5] = [
     3.16112374387056560e00,
     1.13864154151050156e02,
@@ -14,7 +17,10 @@ const A: [f64; 5] = [
     1.85777706184603153e-1,
 ];
 /// Denominator of [`A`].
-#[allow(clippy::excessive_precision, reason = "Cody's published coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cody's published coefficients, digit for digit"
+)]
 const B: [f64; 4] = [
     2.36012909523441209e01,
     2.44024637934444173e02,
@@ -22,7 +28,10 @@ const B: [f64; 4] = [
     2.84423683343917062e03,
 ];
 /// `erfc` on `0.46875 < |x| <= 4`: `exp(-x^2) P(x) / Q(x)`.
-#[allow(clippy::excessive_precision, reason = "Cody's published coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cody's published coefficients, digit for digit"
+)]
 const C: [f64; 9] = [
     5.64188496988670089e-1,
     8.88314979438837594e00,
@@ -35,7 +44,10 @@ const C: [f64; 9] = [
     2.15311535474403846e-8,
 ];
 /// Denominator of [`C`].
-#[allow(clippy::excessive_precision, reason = "Cody's published coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cody's published coefficients, digit for digit"
+)]
 const D: [f64; 8] = [
     1.57449261107098347e01,
     1.17693950891312499e02,
@@ -47,7 +59,10 @@ const D: [f64; 8] = [
     1.23033935480374942e03,
 ];
 /// `erfc` on `|x| > 4`: `exp(-x^2) / x (1/sqrt(pi) + R(1/x^2))`.
-#[allow(clippy::excessive_precision, reason = "Cody's published coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cody's published coefficients, digit for digit"
+)]
 const P: [f64; 6] = [
     3.05326634961232344e-1,
     3.60344899949804439e-1,
@@ -57,7 +72,10 @@ const P: [f64; 6] = [
     1.63153871373020978e-2,
 ];
 /// Denominator of [`P`].
-#[allow(clippy::excessive_precision, reason = "Cody's published coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cody's published coefficients, digit for digit"
+)]
 const Q: [f64; 5] = [
     2.56852019228982242e00,
     1.87295284992346047e00,
@@ -117,7 +135,11 @@ fn calerf(x: f64) -> f64 {
 #[cfg(test)]
 pub(crate) fn erf(x: f64) -> f64 {
     let r = calerf(x);
-    let v = if x.abs() <= 0.46875 { r } else { (0.5 - r) + 0.5 };
+    let v = if x.abs() <= 0.46875 {
+        r
+    } else {
+        (0.5 - r) + 0.5
+    };
     if x < 0.0 {
         -v
     } else {
@@ -168,6 +190,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision, reason = "table values to 20 digits")]
     fn erf_matches_high_precision_values() {
         // Values to 20 digits from tables of the error function.
         let erf_table = [
@@ -181,7 +204,11 @@ mod tests {
             (3.5, 0.999_999_256_901_627_658_6),
         ];
         for (x, want) in erf_table {
-            assert!(rel(erf(x), want) < 1e-15, "erf({x}) = {} want {want}", erf(x));
+            assert!(
+                rel(erf(x), want) < 1e-15,
+                "erf({x}) = {} want {want}",
+                erf(x)
+            );
             assert!(rel(erf(-x), -want) < 1e-15, "erf(-{x})");
         }
         let erfc_table = [
@@ -194,7 +221,11 @@ mod tests {
             (26.0, 5.663_192_408_856_142_846e-296),
         ];
         for (x, want) in erfc_table {
-            assert!(rel(erfc(x), want) < 1e-14, "erfc({x}) = {:e} want {want:e}", erfc(x));
+            assert!(
+                rel(erfc(x), want) < 1e-14,
+                "erfc({x}) = {:e} want {want:e}",
+                erfc(x)
+            );
             assert!(rel(erfc(-x), 2.0 - want) < 1e-15, "erfc(-{x})");
         }
     }

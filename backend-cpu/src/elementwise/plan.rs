@@ -82,8 +82,8 @@ impl<const K: usize> Plan<K> {
         for d in (0..r - 1).rev() {
             idx[d] = rem % self.shape[d];
             rem /= self.shape[d];
-            for j in 0..K {
-                base[j] += idx[d] * self.strides[d][j];
+            for (b, s) in base.iter_mut().zip(self.strides[d]) {
+                *b += idx[d] * s;
             }
         }
         let mut col = lo % n;
@@ -95,14 +95,14 @@ impl<const K: usize> Plan<K> {
             col = 0;
             for d in (0..r - 1).rev() {
                 idx[d] += 1;
-                for j in 0..K {
-                    base[j] += self.strides[d][j];
+                for (b, s) in base.iter_mut().zip(self.strides[d]) {
+                    *b += s;
                 }
                 if idx[d] < self.shape[d] {
                     break;
                 }
-                for j in 0..K {
-                    base[j] -= self.strides[d][j] * self.shape[d];
+                for (b, s) in base.iter_mut().zip(self.strides[d]) {
+                    *b -= s * self.shape[d];
                 }
                 idx[d] = 0;
             }
@@ -158,7 +158,7 @@ fn chunk_count(total: usize) -> usize {
 /// by stride, each dim (of extent > 1) must step past everything the
 /// smaller dims reach. Returns why not, otherwise.
 pub(crate) fn check_no_overlap(shape: &[usize], strides: &[usize]) -> Result<(), String> {
-    if shape.iter().any(|&n| n == 0) {
+    if shape.contains(&0) {
         return Ok(());
     }
     let mut dims: Vec<(usize, usize)> = shape
@@ -230,7 +230,9 @@ mod tests {
         crate::strided::for_each_offset(&shape, strides[1], |o| expect.push(o));
         for (lo, hi) in [(0, 60), (7, 43), (59, 60)] {
             let mut got = vec![];
-            p.for_runs(lo, hi, |o, l| got.extend((0..l).map(|i| (o[0] + i, o[1] + 3 * i))));
+            p.for_runs(lo, hi, |o, l| {
+                got.extend((0..l).map(|i| (o[0] + i, o[1] + 3 * i)))
+            });
             let want: Vec<_> = (lo..hi).map(|i| (i, expect[i])).collect();
             assert_eq!(got, want, "range {lo}..{hi}");
         }

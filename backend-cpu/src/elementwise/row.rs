@@ -49,7 +49,6 @@ unsafe impl<T: Send> Send for Ptr<T> {}
 unsafe impl<T: Sync> Sync for Ptr<T> {}
 
 impl<T> Ptr<T> {
-
     /// The pointer advanced by `off` elements.
     ///
     /// # Safety
@@ -78,7 +77,12 @@ impl<T: Element> Block<T> {
 /// `p.add(i * s)` is readable for `i < n`, and not written meanwhile; when
 /// `s > 1`, `n <= BLOCK`.
 #[inline(always)]
-unsafe fn source<'a, T: Copy>(p: *const T, s: usize, n: usize, buf: &'a mut Block<T>) -> Src<'a, T> {
+unsafe fn source<'a, T: Copy>(
+    p: *const T,
+    s: usize,
+    n: usize,
+    buf: &'a mut Block<T>,
+) -> Src<'a, T> {
     match s {
         // SAFETY: element 0 is readable (n >= 1 whenever called).
         0 => Src::Splat(unsafe { *p }),
@@ -102,7 +106,13 @@ unsafe fn source<'a, T: Copy>(p: *const T, s: usize, n: usize, buf: &'a mut Bloc
 /// `o.add(i * so)` is writable for `i < n` and nothing else touches those
 /// elements meanwhile; when `so != 1`, `n <= BLOCK`.
 #[inline(always)]
-unsafe fn sink<O: Copy>(o: *mut O, so: usize, n: usize, buf: &mut Block<O>, k: impl FnOnce(&mut [O])) {
+unsafe fn sink<O: Copy>(
+    o: *mut O,
+    so: usize,
+    n: usize,
+    buf: &mut Block<O>,
+    k: impl FnOnce(&mut [O]),
+) {
     if so == 1 {
         // SAFETY: n contiguous writable elements, exclusive per the caller.
         k(unsafe { std::slice::from_raw_parts_mut(o, n) });
@@ -223,7 +233,10 @@ pub(crate) unsafe fn launch3<A: Element, B: Element, C: Element, O: Element>(
     c: &View<C>,
     k: impl Fn(Src<'_, A>, Src<'_, B>, Src<'_, C>, &mut [O]) + Sync,
 ) {
-    let plan = Plan::new(&out.shape, [&out.strides, &a.strides, &b.strides, &c.strides]);
+    let plan = Plan::new(
+        &out.shape,
+        [&out.strides, &a.strides, &b.strides, &c.strides],
+    );
     let [so, sa, sb, sc] = plan.inner_strides();
     let (po, pa, pb, pc) = (Ptr(out.ptr), Ptr(a.ptr), Ptr(b.ptr), Ptr(c.ptr));
     let init = || {
@@ -244,7 +257,12 @@ pub(crate) unsafe fn launch3<A: Element, B: Element, C: Element, O: Element>(
 /// `out[i] = f(a[i], b[i])` for any mix of slices and splats (the four
 /// cases get their own loops so that each vectorises).
 #[inline(always)]
-pub(crate) fn map2<A: Copy, B: Copy, O: Copy>(a: Src<'_, A>, b: Src<'_, B>, out: &mut [O], f: impl Fn(A, B) -> O) {
+pub(crate) fn map2<A: Copy, B: Copy, O: Copy>(
+    a: Src<'_, A>,
+    b: Src<'_, B>,
+    out: &mut [O],
+    f: impl Fn(A, B) -> O,
+) {
     match (a, b) {
         (Src::Slice(a), Src::Slice(b)) => {
             for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {

@@ -9,12 +9,22 @@ use super::kernels::{bin_slot, table_for, un_slot, Table};
 use crate::isa::{self, Isa};
 use crate::testing::Rng;
 
-const LENGTHS: &[usize] = &[0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000];
+const LENGTHS: &[usize] = &[
+    0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000,
+];
 
 /// Random values in `[lo, hi)`, with NaN, infinities and signed zeros
 /// sprinkled in when `special`.
 fn data(rng: &mut Rng, n: usize, lo: f64, hi: f64, special: bool) -> Vec<f32> {
-    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-40, -1e-40];
+    let specials = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+        1e-40,
+        -1e-40,
+    ];
     (0..n)
         .map(|_| {
             if special && rng.next_u64() % 8 == 0 {
@@ -29,7 +39,11 @@ fn data(rng: &mut Rng, n: usize, lo: f64, hi: f64, special: bool) -> Vec<f32> {
 /// Distance in units in the last place (both NaN: 0; one NaN: max).
 fn ulps(a: f32, b: f32) -> u32 {
     if a.is_nan() || b.is_nan() {
-        return if a.is_nan() && b.is_nan() { 0 } else { u32::MAX };
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            u32::MAX
+        };
     }
     let key = |v: f32| {
         let i = v.to_bits() as i32;
@@ -74,7 +88,14 @@ fn tiers() -> Vec<(Isa, Table)> {
 fn binary_kernels_are_bit_identical_to_portable() {
     let portable = table_for(Isa::Portable);
     let mut rng = Rng::new(1);
-    let ops = [OpId::Add, OpId::Sub, OpId::Mul, OpId::Div, OpId::Maximum, OpId::Minimum];
+    let ops = [
+        OpId::Add,
+        OpId::Sub,
+        OpId::Mul,
+        OpId::Div,
+        OpId::Maximum,
+        OpId::Minimum,
+    ];
     for (tier, table) in tiers() {
         for op in ops {
             let (k, p) = (table.binary[bin_slot(op)], portable.binary[bin_slot(op)]);
@@ -166,7 +187,14 @@ fn gelu_tanh_matches_portable_within_its_conditioning() {
         for i in 0..x.len() {
             let two_u = 2.0 * 0.8 * x[i].abs() * (1.0 + 0.045 * x[i] * x[i]);
             let bound = ((3.0 * two_u) as u32).saturating_add(4);
-            check("gelu_tanh", tier, &x[i..=i], &got[i..=i], &want[i..=i], bound);
+            check(
+                "gelu_tanh",
+                tier,
+                &x[i..=i],
+                &got[i..=i],
+                &want[i..=i],
+                bound,
+            );
         }
     }
 }
@@ -212,47 +240,88 @@ fn the_active_table_is_the_active_tier() {
     assert_eq!(super::kernels::table().tier, isa::tier());
 }
 
+/// Best of 7 runs of `f`, in seconds.
+fn best(f: &mut dyn FnMut()) -> f64 {
+    f();
+    (0..7)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// f32 `add` of 1e7 elements per tier (one thread) and through the op
-/// (thread pool), against `copy_from_slice` of the same bytes. Prints
-/// GB/s counting bytes read plus written. `cargo test --release -p
-/// sunrise-backend-cpu --lib add_bandwidth -- --ignored --nocapture`
+/// (thread pool), against `copy_from_slice` of the same bytes; GB/s count
+/// bytes read plus written. Then per-tier speed of a few kernels on 64Ki
+/// elements (cache-resident). Run with `cargo test --release -p
+/// sunrise-backend-cpu --lib bandwidth -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing for reports, not a pass/fail check"]
-fn add_bandwidth() {
-    use std::time::Instant;
+fn add_bandwidth_and_tier_speedups() {
+    use crate::testing::{run, HostTensor};
+    use sunrise_backend_api::Params;
     const N: usize = 10_000_000;
     let a = vec![1.5f32; N];
     let b = vec![2.5f32; N];
     let mut c = vec![0f32; N];
-    let best = |f: &mut dyn FnMut()| {
-        f();
-        (0..7)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
     let gbs = |bytes: usize, s: f64| bytes as f64 / s / 1e9;
     let copy = best(&mut || c.copy_from_slice(&a));
-    println!("memcpy         : {:6.1} GB/s ({:.2} ms)", gbs(8 * N, copy), copy * 1e3);
+    println!("1e7 f32, one thread:");
+    println!("  memcpy        {:6.1} GB/s", gbs(8 * N, copy));
     for t in isa::available_tiers() {
         let k = table_for(t).binary[bin_slot(OpId::Add)].vv;
         // SAFETY: table_for installs only kernels this CPU supports.
         let s = best(&mut || unsafe { k(&a, &b, &mut c) });
-        println!("add {:<10} : {:6.1} GB/s ({:.2} ms)", t.name(), gbs(12 * N, s), s * 1e3);
+        println!(
+            "  add {:<9} {:6.1} GB/s ({:.0}% of memcpy)",
+            t.name(),
+            gbs(12 * N, s),
+            100.0 * gbs(12 * N, s) / gbs(8 * N, copy)
+        );
     }
-    use crate::testing::{run, HostTensor};
-    let (ta, tb, tc) = (HostTensor::new(&a, &[N]), HostTensor::new(&b, &[N]), HostTensor::zeros::<f32>(&[N]));
-    let s = best(&mut || run(OpId::Add, sunrise_backend_api::Params::None, &[&ta, &tb], &[&tc]).unwrap());
-    let (tx, ty) = (HostTensor::new(&a, &[N]), HostTensor::zeros::<f32>(&[N]));
-    let sc = best(&mut || run(OpId::Copy, sunrise_backend_api::Params::None, &[&tx], &[&ty]).unwrap());
+    let (ta, tb, tc) = (
+        HostTensor::new(&a, &[N]),
+        HostTensor::new(&b, &[N]),
+        HostTensor::zeros::<f32>(&[N]),
+    );
+    let s = best(&mut || run(OpId::Add, Params::None, &[&ta, &tb], &[&tc]).unwrap());
+    let sc = best(&mut || run(OpId::Copy, Params::None, &[&ta], &[&tc]).unwrap());
     println!(
-        "op add ({} threads, tier {}): {:6.1} GB/s; op copy: {:6.1} GB/s",
+        "1e7 f32 through the op, {} threads, tier {}: add {:.1} GB/s, copy {:.1} GB/s",
         crate::threads::num_threads(),
         isa::tier(),
         gbs(12 * N, s),
         gbs(8 * N, sc)
     );
+    const M: usize = 1 << 16;
+    let mut rng = Rng::new(9);
+    let x = data(&mut rng, M, -4.0, 4.0, false);
+    println!("64Ki f32, one thread, Gelem/s per tier:");
+    for op in [
+        OpId::Add,
+        OpId::Relu,
+        OpId::Exp,
+        OpId::Sigmoid,
+        OpId::Tanh,
+        OpId::GeluTanh,
+    ] {
+        let mut line = format!("  {:<10}", op.name());
+        for t in isa::available_tiers() {
+            let table = table_for(t);
+            let mut y = vec![0f32; M];
+            let s = if op == OpId::Add {
+                let k = table.binary[bin_slot(op)].vv;
+                // SAFETY: table_for installs only kernels this CPU supports.
+                best(&mut || unsafe { k(&x, &x, &mut y) })
+            } else {
+                let k = table.unary[un_slot(op)];
+                // SAFETY: as above.
+                best(&mut || unsafe { k(&x, &mut y) })
+            };
+            line += &format!(" {}={:.2}", t.name(), M as f64 / s / 1e9);
+        }
+        println!("{line}");
+    }
 }

@@ -24,8 +24,18 @@ pub(crate) unsafe fn forward(call: &OpCall<'_>) -> Result<()> {
     unsafe {
         match dtype {
             DType::F32 => run::<f32>(op, x, y, table().unary[un_slot(op)]),
-            DType::F64 => run::<f64>(op, x, y, portable::float_unary(op).ok_or_else(|| no_dtype(op, dtype))?),
-            DType::I64 => run::<i64>(op, x, y, portable::int_unary(op).ok_or_else(|| no_dtype(op, dtype))?),
+            DType::F64 => run::<f64>(
+                op,
+                x,
+                y,
+                portable::float_unary(op).ok_or_else(|| no_dtype(op, dtype))?,
+            ),
+            DType::I64 => run::<i64>(
+                op,
+                x,
+                y,
+                portable::int_unary(op).ok_or_else(|| no_dtype(op, dtype))?,
+            ),
             DType::U8 => Err(no_dtype(op, dtype)),
         }
     }
@@ -59,7 +69,9 @@ pub(crate) unsafe fn backward(call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
     check_arity(op.name(), call.inputs.len(), call.outputs.len(), 2, 1)?;
     let Params::UnaryBackward(p) = call.params else {
-        return Err(BackendError::invalid(format!("{op}: needs UnaryBackwardParams")));
+        return Err(BackendError::invalid(format!(
+            "{op}: needs UnaryBackwardParams"
+        )));
     };
     let fwd = OpId::from_u32(p.op)
         .filter(|f| f.is_unary())
@@ -75,7 +87,12 @@ pub(crate) unsafe fn backward(call: &OpCall<'_>) -> Result<()> {
                     OpId::Relu => table().relu_backward,
                     _ => portable::float_backward::<f32>(fwd).ok_or_else(none)?,
                 };
-                run_backward::<f32>(op, [x, dy, dx], k, portable::float_backward(fwd).ok_or_else(none)?)
+                run_backward::<f32>(
+                    op,
+                    [x, dy, dx],
+                    k,
+                    portable::float_backward(fwd).ok_or_else(none)?,
+                )
             }
             DType::F64 => {
                 let k = portable::float_backward::<f64>(fwd).ok_or_else(none)?;
@@ -92,9 +109,20 @@ pub(crate) unsafe fn backward(call: &OpCall<'_>) -> Result<()> {
 ///
 /// # Safety
 /// As [`backward`]; `k` and `scalar` are safe to call on this CPU.
-unsafe fn run_backward<T: Element>(op: OpId, d: [&SrTensorDesc; 3], k: Bin<T>, scalar: Bin<T>) -> Result<()> {
+unsafe fn run_backward<T: Element>(
+    op: OpId,
+    d: [&SrTensorDesc; 3],
+    k: Bin<T>,
+    scalar: Bin<T>,
+) -> Result<()> {
     // SAFETY: descriptors of live buffers, per the caller.
-    let (x, dy, dx) = unsafe { (view::<T>(op, "x", d[0])?, view::<T>(op, "dy", d[1])?, view::<T>(op, "dx", d[2])?) };
+    let (x, dy, dx) = unsafe {
+        (
+            view::<T>(op, "x", d[0])?,
+            view::<T>(op, "dy", d[1])?,
+            view::<T>(op, "dx", d[2])?,
+        )
+    };
     check_elementwise(op, &dx, &[&x.shape, &dy.shape])?;
     let one = |a: T, b: T| {
         let mut o = [T::default()];

@@ -98,7 +98,10 @@ impl F32x for Avx2 {
     }
     #[inline(always)]
     fn pow2i(self) -> Self {
-        let e = avx2!(_mm256_add_epi32(_mm256_cvtps_epi32(self.0), _mm256_set1_epi32(127)));
+        let e = avx2!(_mm256_add_epi32(
+            _mm256_cvtps_epi32(self.0),
+            _mm256_set1_epi32(127)
+        ));
         Avx2(avx2!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(e))))
     }
     #[inline(always)]

@@ -27,7 +27,7 @@ impl Avx512 {
         avx512!(_mm512_castps_si512(self.0))
     }
     #[inline(always)]
-    fn from_int(self, v: __m512i) -> Self {
+    fn with_bits(self, v: __m512i) -> Self {
         Avx512(avx512!(_mm512_castsi512_ps(v)))
     }
     #[inline(always)]
@@ -89,7 +89,7 @@ impl F32x for Avx512 {
     }
     #[inline(always)]
     fn neg(self) -> Self {
-        self.from_int(avx512!(_mm512_xor_si512(self.int(), self.sign_bit())))
+        self.with_bits(avx512!(_mm512_xor_si512(self.int(), self.sign_bit())))
     }
     #[inline(always)]
     fn abs(self) -> Self {
@@ -106,8 +106,11 @@ impl F32x for Avx512 {
     }
     #[inline(always)]
     fn pow2i(self) -> Self {
-        let e = avx512!(_mm512_add_epi32(_mm512_cvtps_epi32(self.0), _mm512_set1_epi32(127)));
-        self.from_int(avx512!(_mm512_slli_epi32::<23>(e)))
+        let e = avx512!(_mm512_add_epi32(
+            _mm512_cvtps_epi32(self.0),
+            _mm512_set1_epi32(127)
+        ));
+        self.with_bits(avx512!(_mm512_slli_epi32::<23>(e)))
     }
     #[inline(always)]
     fn copysign(self, sign: Self) -> Self {
@@ -116,7 +119,7 @@ impl F32x for Avx512 {
             _mm512_and_si512(m, sign.int()),
             _mm512_andnot_si512(m, self.int())
         ));
-        self.from_int(v)
+        self.with_bits(v)
     }
     #[inline(always)]
     fn gt(self, o: Self) -> __mmask16 {

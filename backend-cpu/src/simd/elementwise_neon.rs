@@ -20,7 +20,10 @@ pub(crate) struct Neon(float32x4_t);
 /// the allowance.
 macro_rules! neon {
     ($e:expr) => {{
-        #[allow(unused_unsafe, reason = "NEON intrinsics are safe on newer toolchains, unsafe on older ones")]
+        #[allow(
+            unused_unsafe,
+            reason = "NEON intrinsics are safe on newer toolchains, unsafe on older ones"
+        )]
         // SAFETY: a `Neon` value exists only where the CPU supports NEON
         // (its constructors are `unsafe` with that contract).
         let v = unsafe { $e };

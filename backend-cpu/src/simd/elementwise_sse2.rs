@@ -101,7 +101,10 @@ impl F32x for Sse2 {
     #[inline(always)]
     fn copysign(self, sign: Self) -> Self {
         let m = Self::bits(i32::MIN);
-        Sse2(sse2!(_mm_or_ps(_mm_and_ps(m, sign.0), _mm_andnot_ps(m, self.0))))
+        Sse2(sse2!(_mm_or_ps(
+            _mm_and_ps(m, sign.0),
+            _mm_andnot_ps(m, self.0)
+        )))
     }
     #[inline(always)]
     fn gt(self, o: Self) -> __m128 {

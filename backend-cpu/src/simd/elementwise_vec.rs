@@ -251,10 +251,16 @@ pub(crate) fn relu_backward<V: F32x>(x: V, dy: V) -> V {
 }
 
 /// `ln 2 - 0.693359375` (Cephes `expf`'s split of `ln 2`), negated.
-#[allow(clippy::excessive_precision, reason = "Cephes coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cephes coefficients, digit for digit"
+)]
 const EXP_C2: f32 = 2.12194440e-4;
 /// `e^r - 1 - r = r^2 P(r)` on `|r| <= ln 2 / 2` (Cephes `expf`).
-#[allow(clippy::excessive_precision, reason = "Cephes coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cephes coefficients, digit for digit"
+)]
 const EXP_P: [f32; 6] = [
     1.9875691500e-4,
     1.3981999507e-3,
@@ -264,7 +270,10 @@ const EXP_P: [f32; 6] = [
     5.0000001201e-1,
 ];
 /// `tanh x = x + x^3 P(x^2)` on `|x| < 0.625` (Cephes `tanhf`).
-#[allow(clippy::excessive_precision, reason = "Cephes coefficients, digit for digit")]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cephes coefficients, digit for digit"
+)]
 const TANH_P: [f32; 5] = [
     -5.70498872745e-3,
     2.06390887954e-2,
@@ -282,7 +291,8 @@ pub(crate) fn exp<V: F32x>(x: V) -> V {
     // NaN passes both clamps (`max`/`min` return their second operand).
     let x = c(89.0).min(c(-110.0).max(x));
     let n = x.mul(c(std::f32::consts::LOG2_E)).round();
-    let r = n.mul_add(c(-0.693_359_375), x);
+    // ln 2 = 355/512 + 2.12194440e-4...: n * 355/512 is exact.
+    let r = n.mul_add(c(-355.0 / 512.0), x);
     let r = n.mul_add(c(EXP_C2), r);
     let mut p = c(EXP_P[0]);
     for &k in &EXP_P[1..] {
@@ -310,7 +320,10 @@ pub(crate) fn silu<V: F32x>(x: V) -> V {
 #[inline(always)]
 pub(crate) fn gelu_tanh<V: F32x>(x: V) -> V {
     const C: f32 = 0.797_884_6;
-    let u = x.mul(x).mul_add(x.constant(C * 0.044_715), x.constant(C)).mul(x);
+    let u = x
+        .mul(x)
+        .mul_add(x.constant(C * 0.044_715), x.constant(C))
+        .mul(x);
     x.div(x.constant(1.0).add(exp(u.mul(x.constant(-2.0)))))
 }
 
@@ -353,7 +366,7 @@ macro_rules! tier_kernels {
             #[target_feature(enable = $feat)]
             pub(crate) unsafe fn $vv(a: &[f32], b: &[f32], out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map2::<$V>(a, b, out, v::$bf::<$V>) }
+                unsafe { v::map2::<$V>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
             }
 
             #[doc = concat!("`", stringify!($bf), "` of an f32 slice and a scalar with ", $feat, ".")]
@@ -363,7 +376,7 @@ macro_rules! tier_kernels {
             #[target_feature(enable = $feat)]
             pub(crate) unsafe fn $vs(a: &[f32], b: f32, out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map_vs::<$V>(a, b, out, v::$bf::<$V>) }
+                unsafe { v::map_vs::<$V>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
             }
 
             #[doc = concat!("`", stringify!($bf), "` of a scalar and an f32 slice with ", $feat, ".")]
@@ -373,7 +386,7 @@ macro_rules! tier_kernels {
             #[target_feature(enable = $feat)]
             pub(crate) unsafe fn $sv(a: f32, b: &[f32], out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map_sv::<$V>(a, b, out, v::$bf::<$V>) }
+                unsafe { v::map_sv::<$V>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
             }
         )*
 
@@ -385,7 +398,7 @@ macro_rules! tier_kernels {
             #[target_feature(enable = $feat)]
             pub(crate) unsafe fn $un(x: &[f32], out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map1::<$V>(x, out, v::$uf::<$V>) }
+                unsafe { v::map1::<$V>(x, out, |x| v::$uf::<$V>(x)) }
             }
         )*
 
@@ -396,7 +409,7 @@ macro_rules! tier_kernels {
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn $rb(x: &[f32], dy: &[f32], dx: &mut [f32]) {
             // SAFETY: the caller guarantees the tier's features.
-            unsafe { v::map2::<$V>(x, dy, dx, v::relu_backward::<$V>) }
+            unsafe { v::map2::<$V>(x, dy, dx, |x, dy| v::relu_backward::<$V>(x, dy)) }
         }
 
         /// Installs this tier's kernels in `t`. Only [`super::kernels::table_for`]
