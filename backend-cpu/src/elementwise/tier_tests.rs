@@ -254,12 +254,11 @@ fn best(f: &mut dyn FnMut()) -> f64 {
 
 /// f32 `add` of 1e7 elements per tier (one thread) and through the op
 /// (thread pool), against `copy_from_slice` of the same bytes; GB/s count
-/// bytes read plus written. Then per-tier speed of a few kernels on 64Ki
-/// elements (cache-resident). Run with `cargo test --release -p
-/// sunrise-backend-cpu --lib bandwidth -- --ignored --nocapture`.
+/// bytes read plus written. Run with `cargo test --release -p
+/// sunrise-backend-cpu --lib add_bandwidth -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing for reports, not a pass/fail check"]
-fn add_bandwidth_and_tier_speedups() {
+fn add_bandwidth() {
     use crate::testing::{run, HostTensor};
     use sunrise_backend_api::Params;
     const N: usize = 10_000_000;
@@ -295,6 +294,14 @@ fn add_bandwidth_and_tier_speedups() {
         gbs(12 * N, s),
         gbs(8 * N, sc)
     );
+}
+
+/// Per-tier speed of a few f32 kernels on 64Ki cache-resident elements,
+/// one thread. Run with `cargo test --release -p sunrise-backend-cpu --lib
+/// tier_speedups -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing for reports, not a pass/fail check"]
+fn tier_speedups() {
     const M: usize = 1 << 16;
     let mut rng = Rng::new(9);
     let x = data(&mut rng, M, -4.0, 4.0, false);
