@@ -28,6 +28,9 @@ pub(crate) mod kernels;
 mod neon;
 #[path = "simd/reduce_plan.rs"]
 mod plan;
+// AVX-512 intrinsics are stable since Rust 1.89, which the `gemm` crate's
+// `x86-v4` feature already requires of the workspace.
+#[clippy::msrv = "1.89"]
 #[path = "simd/reduce_vec.rs"]
 pub(crate) mod vec;
 

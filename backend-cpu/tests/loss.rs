@@ -50,7 +50,13 @@ fn loss_ref(x: &[f64], c: usize, labels: &[i64]) -> Vec<f64> {
 fn forward<T: Element>(x: &HostTensor, labels: &[i64]) -> Vec<f64> {
     let n = labels.len();
     let out = HostTensor::zeros::<T>(&[n]);
-    run(OpId::CrossEntropy, params(IGNORE), &[x, &HostTensor::new(labels, &[n])], &[&out]).unwrap();
+    run(
+        OpId::CrossEntropy,
+        params(IGNORE),
+        &[x, &HostTensor::new(labels, &[n])],
+        &[&out],
+    )
+    .unwrap();
     out.read::<T>().iter().map(|v| v.to_f64()).collect()
 }
 
@@ -58,12 +64,26 @@ fn backward<T: Element>(x: &HostTensor, labels: &[i64], dloss: &[T], c: usize) -
     let n = labels.len();
     let out = HostTensor::zeros::<T>(&[n, c]);
     let ins = [HostTensor::new(labels, &[n]), HostTensor::new(dloss, &[n])];
-    run(OpId::CrossEntropyBackward, params(IGNORE), &[x, &ins[0], &ins[1]], &[&out]).unwrap();
+    run(
+        OpId::CrossEntropyBackward,
+        params(IGNORE),
+        &[x, &ins[0], &ins[1]],
+        &[&out],
+    )
+    .unwrap();
     out.read::<T>().iter().map(|v| v.to_f64()).collect()
 }
 
 fn labels(rng: &mut Rng, n: usize, c: usize) -> Vec<i64> {
-    (0..n).map(|i| if i % 5 == 3 { IGNORE } else { rng.uniform(0.0, c as f64) as i64 }).collect()
+    (0..n)
+        .map(|i| {
+            if i % 5 == 3 {
+                IGNORE
+            } else {
+                rng.uniform(0.0, c as f64) as i64
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -77,12 +97,18 @@ fn forward_matches_reference() {
         for mode in 0..3 {
             let got = forward::<f64>(&logits(&x, n, c, mode), &l);
             for (g, w) in got.iter().zip(loss_ref(&x, c, &l)) {
-                assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "f64 {n}x{c} mode {mode}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                    "f64 {n}x{c} mode {mode}: {g} vs {w}"
+                );
             }
             let got = forward::<f32>(&logits(&x32, n, c, mode), &l);
             for (g, w) in got.iter().zip(loss_ref(&x32_64, c, &l)) {
                 // |logits| <= 20: the f32 log-sum-exp rounds at ~2^-19.
-                assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "f32 {n}x{c} mode {mode}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "f32 {n}x{c} mode {mode}: {g} vs {w}"
+                );
             }
         }
     }
@@ -96,7 +122,13 @@ fn backward_matches_central_differences() {
         let l = labels(&mut rng, n, c);
         let dl: Vec<f64> = rng.vec(n, -1.0, 1.0);
         // L(x) = sum dloss * loss(x)
-        let total = |x: &[f64]| -> f64 { forward::<f64>(&HostTensor::new(x, &[n, c]), &l).iter().zip(&dl).map(|(a, b)| a * b).sum() };
+        let total = |x: &[f64]| -> f64 {
+            forward::<f64>(&HostTensor::new(x, &[n, c]), &l)
+                .iter()
+                .zip(&dl)
+                .map(|(a, b)| a * b)
+                .sum()
+        };
         for mode in 0..3 {
             let got = backward(&logits(&x, n, c, mode), &l, &dl, c);
             for (i, g) in got.iter().enumerate() {
@@ -104,7 +136,10 @@ fn backward_matches_central_differences() {
                 a[i] += 1e-5;
                 b[i] -= 1e-5;
                 let fd = (total(&a) - total(&b)) / 2e-5;
-                assert!((g - fd).abs() < 1e-7, "{n}x{c} mode {mode} [{i}]: {g} vs {fd}");
+                assert!(
+                    (g - fd).abs() < 1e-7,
+                    "{n}x{c} mode {mode} [{i}]: {g} vs {fd}"
+                );
                 if l[i / c] == IGNORE {
                     assert_eq!(*g, 0.0);
                 }
@@ -149,25 +184,90 @@ fn bad_calls_are_typed_errors() {
     let x = HostTensor::new(&[0.5f32; 12], &[3, 4]);
     let out = HostTensor::zeros::<f32>(&[3]);
     let dl = HostTensor::new(&[1.0f32; 3], &[3]);
-    let code = |op, ins: &[&HostTensor], outs: &[&HostTensor]| run(op, params(IGNORE), ins, outs).unwrap_err().code;
+    let code = |op, ins: &[&HostTensor], outs: &[&HostTensor]| {
+        run(op, params(IGNORE), ins, outs).unwrap_err().code
+    };
     for bad in [[0i64, 4, 1], [0, -1, 1], [-100, -101, 0]] {
         let l = HostTensor::new(&bad, &[3]);
-        assert_eq!(code(OpId::CrossEntropy, &[&x, &l], &[&out]), InvalidArgument, "{bad:?}");
+        assert_eq!(
+            code(OpId::CrossEntropy, &[&x, &l], &[&out]),
+            InvalidArgument,
+            "{bad:?}"
+        );
         let dx = HostTensor::new(&[9.0f32; 12], &[3, 4]);
-        assert_eq!(code(OpId::CrossEntropyBackward, &[&x, &l, &dl], &[&dx]), InvalidArgument, "{bad:?}");
+        assert_eq!(
+            code(OpId::CrossEntropyBackward, &[&x, &l, &dl], &[&dx]),
+            InvalidArgument,
+            "{bad:?}"
+        );
         assert_eq!(dx.read::<f32>(), [9.0; 12], "nothing is written on error");
     }
     let l = HostTensor::new(&[0i64, 1, 2], &[3]);
-    assert_eq!(code(OpId::CrossEntropy, &[&x, &HostTensor::new(&[0.0f32, 1.0, 2.0], &[3])], &[&out]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropy, &[&x, &HostTensor::new(&[0i64, 1], &[2])], &[&out]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropy, &[&HostTensor::new(&[0.5f32; 12], &[3, 2, 2]), &l], &[&out]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropy, &[&x, &l], &[&HostTensor::zeros::<f32>(&[3, 1])]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropy, &[&x, &l], &[&HostTensor::zeros::<f64>(&[3])]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropy, &[&x, &l, &dl], &[&out]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropyBackward, &[&x, &l, &HostTensor::new(&[1.0f32; 2], &[2])], &[&HostTensor::zeros::<f32>(&[3, 4])]), InvalidArgument);
-    assert_eq!(code(OpId::CrossEntropyBackward, &[&x, &l, &dl], &[&out]), InvalidArgument);
+    assert_eq!(
+        code(
+            OpId::CrossEntropy,
+            &[&x, &HostTensor::new(&[0.0f32, 1.0, 2.0], &[3])],
+            &[&out]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::CrossEntropy,
+            &[&x, &HostTensor::new(&[0i64, 1], &[2])],
+            &[&out]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::CrossEntropy,
+            &[&HostTensor::new(&[0.5f32; 12], &[3, 2, 2]), &l],
+            &[&out]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::CrossEntropy,
+            &[&x, &l],
+            &[&HostTensor::zeros::<f32>(&[3, 1])]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::CrossEntropy,
+            &[&x, &l],
+            &[&HostTensor::zeros::<f64>(&[3])]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(OpId::CrossEntropy, &[&x, &l, &dl], &[&out]),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::CrossEntropyBackward,
+            &[&x, &l, &HostTensor::new(&[1.0f32; 2], &[2])],
+            &[&HostTensor::zeros::<f32>(&[3, 4])]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(OpId::CrossEntropyBackward, &[&x, &l, &dl], &[&out]),
+        InvalidArgument
+    );
     let ints = HostTensor::new(&[1i64; 12], &[3, 4]);
-    assert_eq!(code(OpId::CrossEntropy, &[&ints, &l], &[&HostTensor::zeros::<i64>(&[3])]), Unsupported);
+    assert_eq!(
+        code(
+            OpId::CrossEntropy,
+            &[&ints, &l],
+            &[&HostTensor::zeros::<i64>(&[3])]
+        ),
+        Unsupported
+    );
     let e = run(OpId::CrossEntropy, Params::None, &[&x, &l], &[&out]).unwrap_err();
     assert_eq!(e.code, InvalidArgument);
 }

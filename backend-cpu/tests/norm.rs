@@ -18,7 +18,11 @@ fn params(axis: u32, training: u32, eps: f64) -> Params {
 /// `data` laid out contiguously (0), transposed (1) or every other element (2).
 fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
     let rank = shape.len();
-    let order: Vec<usize> = if mode == 1 { (0..rank).rev().collect() } else { (0..rank).collect() };
+    let order: Vec<usize> = if mode == 1 {
+        (0..rank).rev().collect()
+    } else {
+        (0..rank).collect()
+    };
     let mut strides = vec![0; rank];
     let mut acc = if mode == 2 { 2 } else { 1 };
     for &k in order.iter().rev() {
@@ -48,7 +52,10 @@ fn from64<T: Element>(v: &[f64]) -> Vec<T> {
 fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what} [{i}]: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what} [{i}]: got {g}, want {w}"
+        );
     }
 }
 
@@ -69,21 +76,47 @@ fn ln_ref(x: &[f64], d: usize, g: &[f64], b: &[f64], eps: f64) -> (Vec<f64>, Vec
 }
 
 /// Runs layer norm; returns `(y, mean, rstd)` as f64.
-fn ln_run<T: Element>(x: &HostTensor, g: &[T], b: &[T], shape: &[usize], k: usize, eps: f64) -> [Vec<f64>; 3] {
+fn ln_run<T: Element>(
+    x: &HostTensor,
+    g: &[T],
+    b: &[T],
+    shape: &[usize],
+    k: usize,
+    eps: f64,
+) -> [Vec<f64>; 3] {
     let split = shape.len() - k;
     let mut stats = shape[..split].to_vec();
     stats.resize(shape.len(), 1);
-    let (gt, bt) = (HostTensor::new(g, &shape[split..]), HostTensor::new(b, &shape[split..]));
-    let outs = [HostTensor::zeros::<T>(shape), HostTensor::zeros::<T>(&stats), HostTensor::zeros::<T>(&stats)];
-    run(OpId::LayerNorm, params(k as u32, 0, eps), &[x, &gt, &bt], &[&outs[0], &outs[1], &outs[2]])
-        .unwrap_or_else(|e| panic!("layer_norm {shape:?}: {e}"));
+    let (gt, bt) = (
+        HostTensor::new(g, &shape[split..]),
+        HostTensor::new(b, &shape[split..]),
+    );
+    let outs = [
+        HostTensor::zeros::<T>(shape),
+        HostTensor::zeros::<T>(&stats),
+        HostTensor::zeros::<T>(&stats),
+    ];
+    run(
+        OpId::LayerNorm,
+        params(k as u32, 0, eps),
+        &[x, &gt, &bt],
+        &[&outs[0], &outs[1], &outs[2]],
+    )
+    .unwrap_or_else(|e| panic!("layer_norm {shape:?}: {e}"));
     outs.map(|o| to64(&o.read::<T>()))
 }
 
 #[test]
 fn layer_norm_matches_reference() {
     let mut rng = Rng::new(1);
-    let cases: &[(&[usize], usize)] = &[(&[4, 6], 1), (&[2, 3, 5], 2), (&[2, 3, 5], 1), (&[3, 4], 2), (&[5, 37], 1), (&[400, 513], 1)];
+    let cases: &[(&[usize], usize)] = &[
+        (&[4, 6], 1),
+        (&[2, 3, 5], 2),
+        (&[2, 3, 5], 1),
+        (&[3, 4], 2),
+        (&[5, 37], 1),
+        (&[400, 513], 1),
+    ];
     for &(shape, k) in cases {
         let n: usize = shape.iter().product();
         let d: usize = shape[shape.len() - k..].iter().product();
@@ -124,7 +157,10 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Runs a backward op with inputs `(x, gamma, mean, rstd, dy)`.
-#[allow(clippy::too_many_arguments, reason = "one argument per op input, as the op takes them")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per op input, as the op takes them"
+)]
 fn bwd_run<T: Element>(
     op: OpId,
     p: Params,
@@ -135,8 +171,13 @@ fn bwd_run<T: Element>(
     dy: &HostTensor,
     gshape: &[usize],
 ) -> [Vec<f64>; 3] {
-    let outs = [HostTensor::zeros::<T>(&x.shape()), HostTensor::zeros::<T>(gshape), HostTensor::zeros::<T>(gshape)];
-    run(op, p, &[x, g, m, r, dy], &[&outs[0], &outs[1], &outs[2]]).unwrap_or_else(|e| panic!("{op}: {e}"));
+    let outs = [
+        HostTensor::zeros::<T>(&x.shape()),
+        HostTensor::zeros::<T>(gshape),
+        HostTensor::zeros::<T>(gshape),
+    ];
+    run(op, p, &[x, g, m, r, dy], &[&outs[0], &outs[1], &outs[2]])
+        .unwrap_or_else(|e| panic!("{op}: {e}"));
     outs.map(|o| to64(&o.read::<T>()))
 }
 
@@ -151,8 +192,17 @@ fn layer_norm_backward_matches_central_differences() {
         let mut stats = shape[..split].to_vec();
         stats.resize(shape.len(), 1);
         let x: Vec<f64> = rng.vec(n, -2.0, 2.0);
-        let (g, b, w): (Vec<f64>, Vec<f64>, Vec<f64>) = (rng.vec(d, 0.5, 1.5), rng.vec(d, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
-        let loss = |x: &[f64], g: &[f64], b: &[f64]| dot(&ln_run(&HostTensor::new(x, shape), g, b, shape, k, eps)[0], &w);
+        let (g, b, w): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+            rng.vec(d, 0.5, 1.5),
+            rng.vec(d, -1.0, 1.0),
+            rng.vec(n, -1.0, 1.0),
+        );
+        let loss = |x: &[f64], g: &[f64], b: &[f64]| {
+            dot(
+                &ln_run(&HostTensor::new(x, shape), g, b, shape, k, eps)[0],
+                &w,
+            )
+        };
         let [_, m, r] = ln_run(&HostTensor::new(&x, shape), &g, &b, shape, k, eps);
         for mode in [0, 2] {
             let got = bwd_run::<f64>(
@@ -166,9 +216,24 @@ fn layer_norm_backward_matches_central_differences() {
                 &shape[split..],
             );
             let tag = format!("{shape:?} k={k} mode {mode}");
-            assert_close(&got[0], &numeric_grad(&x, 1e-5, |x| loss(x, &g, &b)), 1e-7, &format!("dx {tag}"));
-            assert_close(&got[1], &numeric_grad(&g, 1e-5, |g| loss(&x, g, &b)), 1e-7, &format!("dgamma {tag}"));
-            assert_close(&got[2], &numeric_grad(&b, 1e-5, |b| loss(&x, &g, b)), 1e-7, &format!("dbeta {tag}"));
+            assert_close(
+                &got[0],
+                &numeric_grad(&x, 1e-5, |x| loss(x, &g, &b)),
+                1e-7,
+                &format!("dx {tag}"),
+            );
+            assert_close(
+                &got[1],
+                &numeric_grad(&g, 1e-5, |g| loss(&x, g, &b)),
+                1e-7,
+                &format!("dgamma {tag}"),
+            );
+            assert_close(
+                &got[2],
+                &numeric_grad(&b, 1e-5, |b| loss(&x, &g, b)),
+                1e-7,
+                &format!("dbeta {tag}"),
+            );
             // f32 gives the f64 result to f32 precision.
             let f = |v: &[f64]| -> Vec<f32> { from64(v) };
             let got32 = bwd_run::<f32>(
@@ -192,10 +257,21 @@ fn layer_norm_backward_matches_central_differences() {
 fn bn_stats(x: &[f64], n: usize, c: usize, s: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
     let m = (n * s) as f64;
     let at = |i: usize, k: usize, j: usize| x[(i * c + k) * s + j];
-    let mean: Vec<f64> = (0..c).map(|k| (0..n).flat_map(|i| (0..s).map(move |j| (i, j))).map(|(i, j)| at(i, k, j)).sum::<f64>() / m).collect();
+    let mean: Vec<f64> = (0..c)
+        .map(|k| {
+            (0..n)
+                .flat_map(|i| (0..s).map(move |j| (i, j)))
+                .map(|(i, j)| at(i, k, j))
+                .sum::<f64>()
+                / m
+        })
+        .collect();
     let rstd = (0..c)
         .map(|k| {
-            let v: f64 = (0..n).flat_map(|i| (0..s).map(move |j| (i, j))).map(|(i, j)| (at(i, k, j) - mean[k]).powi(2)).sum();
+            let v: f64 = (0..n)
+                .flat_map(|i| (0..s).map(move |j| (i, j)))
+                .map(|(i, j)| (at(i, k, j) - mean[k]).powi(2))
+                .sum();
             1.0 / (v / m + eps).sqrt()
         })
         .collect();
@@ -203,17 +279,29 @@ fn bn_stats(x: &[f64], n: usize, c: usize, s: usize, eps: f64) -> (Vec<f64>, Vec
 }
 
 fn bn_apply(x: &[f64], c: usize, s: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
-    x.iter().enumerate().map(|(i, &v)| v * a[(i / s) % c] + b[(i / s) % c]).collect()
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| v * a[(i / s) % c] + b[(i / s) % c])
+        .collect()
 }
 
 /// Runs training-mode batch norm; returns `(y, mean, rstd)`.
 fn bn_train<T: Element>(x: &HostTensor, g: &[T], b: &[T], eps: f64) -> [Vec<f64>; 3] {
     let shape = x.shape();
     let c = shape[1];
-    let outs = [HostTensor::zeros::<T>(&shape), HostTensor::zeros::<T>(&[c]), HostTensor::zeros::<T>(&[c])];
+    let outs = [
+        HostTensor::zeros::<T>(&shape),
+        HostTensor::zeros::<T>(&[c]),
+        HostTensor::zeros::<T>(&[c]),
+    ];
     let (gt, bt) = (HostTensor::new(g, &[c]), HostTensor::new(b, &[c]));
-    run(OpId::BatchNorm, params(1, 1, eps), &[x, &gt, &bt], &[&outs[0], &outs[1], &outs[2]])
-        .unwrap_or_else(|e| panic!("batch_norm {shape:?}: {e}"));
+    run(
+        OpId::BatchNorm,
+        params(1, 1, eps),
+        &[x, &gt, &bt],
+        &[&outs[0], &outs[1], &outs[2]],
+    )
+    .unwrap_or_else(|e| panic!("batch_norm {shape:?}: {e}"));
     outs.map(|o| to64(&o.read::<T>()))
 }
 
@@ -226,7 +314,15 @@ fn batch_norm_matches_reference_in_training_and_inference() {
         let x: Vec<f64> = rng.vec(n * c * s, -2.0, 4.0);
         let (g, b): (Vec<f64>, Vec<f64>) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -1.0, 1.0));
         let x32: Vec<f32> = from64(&x);
-        for (xs, g, b, tol) in [(x.clone(), g.clone(), b.clone(), 1e-12), (to64(&x32), to64(&from64::<f32>(&g)), to64(&from64::<f32>(&b)), 2e-6)] {
+        for (xs, g, b, tol) in [
+            (x.clone(), g.clone(), b.clone(), 1e-12),
+            (
+                to64(&x32),
+                to64(&from64::<f32>(&g)),
+                to64(&from64::<f32>(&b)),
+                2e-6,
+            ),
+        ] {
             let (mean, rstd) = bn_stats(&xs, n, c, s, eps);
             let a: Vec<f64> = (0..c).map(|k| rstd[k] * g[k]).collect();
             let sh: Vec<f64> = (0..c).map(|k| b[k] - mean[k] * a[k]).collect();
@@ -236,7 +332,12 @@ fn batch_norm_matches_reference_in_training_and_inference() {
                 let got = if tol < 1e-9 {
                     bn_train(&lay(&xs, shape, mode), &g, &b, eps)
                 } else {
-                    bn_train(&lay(&from64::<f32>(&xs), shape, mode), &from64::<f32>(&g), &from64::<f32>(&b), eps)
+                    bn_train(
+                        &lay(&from64::<f32>(&xs), shape, mode),
+                        &from64::<f32>(&g),
+                        &from64::<f32>(&b),
+                        eps,
+                    )
                 };
                 assert_close(&got[0], &y, tol, &tag);
                 assert_close(&got[1], &mean, tol, &tag);
@@ -248,18 +349,46 @@ fn batch_norm_matches_reference_in_training_and_inference() {
             let sh: Vec<f64> = (0..c).map(|k| b[k] - rm[k] * a[k]).collect();
             let want = bn_apply(&xs, c, s, &a, &sh);
             let got = if tol < 1e-9 {
-                let ins = [lay(&xs, shape, 2), HostTensor::new(&g, &[c]), HostTensor::new(&b, &[c]), HostTensor::new(&rm, &[c]), HostTensor::new(&rv, &[c])];
+                let ins = [
+                    lay(&xs, shape, 2),
+                    HostTensor::new(&g, &[c]),
+                    HostTensor::new(&b, &[c]),
+                    HostTensor::new(&rm, &[c]),
+                    HostTensor::new(&rv, &[c]),
+                ];
                 let y = HostTensor::zeros::<f64>(shape);
-                run(OpId::BatchNorm, params(1, 0, eps), &[&ins[0], &ins[1], &ins[2], &ins[3], &ins[4]], &[&y]).unwrap();
+                run(
+                    OpId::BatchNorm,
+                    params(1, 0, eps),
+                    &[&ins[0], &ins[1], &ins[2], &ins[3], &ins[4]],
+                    &[&y],
+                )
+                .unwrap();
                 y.read::<f64>()
             } else {
                 let f = |v: &[f64]| from64::<f32>(v);
-                let ins = [lay(&f(&xs), shape, 2), HostTensor::new(&f(&g), &[c]), HostTensor::new(&f(&b), &[c]), HostTensor::new(&f(&rm), &[c]), HostTensor::new(&f(&rv), &[c])];
+                let ins = [
+                    lay(&f(&xs), shape, 2),
+                    HostTensor::new(&f(&g), &[c]),
+                    HostTensor::new(&f(&b), &[c]),
+                    HostTensor::new(&f(&rm), &[c]),
+                    HostTensor::new(&f(&rv), &[c]),
+                ];
                 let y = HostTensor::zeros::<f32>(shape);
-                run(OpId::BatchNorm, params(1, 0, eps), &[&ins[0], &ins[1], &ins[2], &ins[3], &ins[4]], &[&y]).unwrap();
+                run(
+                    OpId::BatchNorm,
+                    params(1, 0, eps),
+                    &[&ins[0], &ins[1], &ins[2], &ins[3], &ins[4]],
+                    &[&y],
+                )
+                .unwrap();
                 to64(&y.read::<f32>())
             };
-            let want = if tol < 1e-9 { want } else { to64(&from64::<f32>(&want)) };
+            let want = if tol < 1e-9 {
+                want
+            } else {
+                to64(&from64::<f32>(&want))
+            };
             assert_close(&got, &want, tol.max(1e-6), &format!("inference {shape:?}"));
         }
     }
@@ -273,8 +402,14 @@ fn batch_norm_backward_matches_central_differences() {
         let (n, c) = (shape[0], shape[1]);
         let total: usize = shape.iter().product();
         let x: Vec<f64> = rng.vec(total, -2.0, 2.0);
-        let (g, b, w): (Vec<f64>, Vec<f64>, Vec<f64>) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -1.0, 1.0), rng.vec(total, -1.0, 1.0));
-        let loss = |x: &[f64], g: &[f64], b: &[f64]| dot(&bn_train(&HostTensor::new(x, shape), g, b, eps)[0], &w);
+        let (g, b, w): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+            rng.vec(c, 0.5, 1.5),
+            rng.vec(c, -1.0, 1.0),
+            rng.vec(total, -1.0, 1.0),
+        );
+        let loss = |x: &[f64], g: &[f64], b: &[f64]| {
+            dot(&bn_train(&HostTensor::new(x, shape), g, b, eps)[0], &w)
+        };
         let [_, m, r] = bn_train(&HostTensor::new(&x, shape), &g, &b, eps);
         for mode in [0, 1] {
             let got = bwd_run::<f64>(
@@ -288,9 +423,24 @@ fn batch_norm_backward_matches_central_differences() {
                 &[c],
             );
             let tag = format!("{shape:?} n={n} mode {mode}");
-            assert_close(&got[0], &numeric_grad(&x, 1e-5, |x| loss(x, &g, &b)), 1e-7, &format!("dx {tag}"));
-            assert_close(&got[1], &numeric_grad(&g, 1e-5, |g| loss(&x, g, &b)), 1e-7, &format!("dgamma {tag}"));
-            assert_close(&got[2], &numeric_grad(&b, 1e-5, |b| loss(&x, &g, b)), 1e-7, &format!("dbeta {tag}"));
+            assert_close(
+                &got[0],
+                &numeric_grad(&x, 1e-5, |x| loss(x, &g, &b)),
+                1e-7,
+                &format!("dx {tag}"),
+            );
+            assert_close(
+                &got[1],
+                &numeric_grad(&g, 1e-5, |g| loss(&x, g, &b)),
+                1e-7,
+                &format!("dgamma {tag}"),
+            );
+            assert_close(
+                &got[2],
+                &numeric_grad(&b, 1e-5, |b| loss(&x, &g, b)),
+                1e-7,
+                &format!("dbeta {tag}"),
+            );
         }
     }
 }
@@ -299,33 +449,152 @@ fn batch_norm_backward_matches_central_differences() {
 fn bad_calls_are_typed_errors() {
     use StatusCode::*;
     let x = HostTensor::new(&[1.0f32; 12], &[2, 3, 2]);
-    let (g3, b3) = (HostTensor::new(&[1.0f32; 3], &[3]), HostTensor::new(&[0.0f32; 3], &[3]));
-    let (g2, b2) = (HostTensor::new(&[1.0f32; 2], &[2]), HostTensor::new(&[0.0f32; 2], &[2]));
+    let (g3, b3) = (
+        HostTensor::new(&[1.0f32; 3], &[3]),
+        HostTensor::new(&[0.0f32; 3], &[3]),
+    );
+    let (g2, b2) = (
+        HostTensor::new(&[1.0f32; 2], &[2]),
+        HostTensor::new(&[0.0f32; 2], &[2]),
+    );
     let y = HostTensor::zeros::<f32>(&[2, 3, 2]);
     let st = HostTensor::zeros::<f32>(&[2, 3, 1]);
-    let code = |op, p, ins: &[&HostTensor], outs: &[&HostTensor]| run(op, p, ins, outs).unwrap_err().code;
+    let code =
+        |op, p, ins: &[&HostTensor], outs: &[&HostTensor]| run(op, p, ins, outs).unwrap_err().code;
     // layer norm: axis 0 and beyond the rank; gamma of the wrong shape; stats shape; NaN eps
-    assert_eq!(code(OpId::LayerNorm, params(0, 0, 1e-5), &[&x, &g2, &b2], &[&y, &st, &st]), InvalidArgument);
-    assert_eq!(code(OpId::LayerNorm, params(4, 0, 1e-5), &[&x, &g2, &b2], &[&y, &st, &st]), InvalidArgument);
-    assert_eq!(code(OpId::LayerNorm, params(1, 0, 1e-5), &[&x, &g3, &b3], &[&y, &st, &st]), InvalidArgument);
-    assert_eq!(code(OpId::LayerNorm, params(1, 0, 1e-5), &[&x, &g2, &b2], &[&y, &y, &st]), InvalidArgument);
-    assert_eq!(code(OpId::LayerNorm, params(1, 0, f64::NAN), &[&x, &g2, &b2], &[&y, &st, &st]), InvalidArgument);
-    assert_eq!(code(OpId::LayerNorm, params(1, 0, 1e-5), &[&x, &g2], &[&y, &st, &st]), InvalidArgument);
+    assert_eq!(
+        code(
+            OpId::LayerNorm,
+            params(0, 0, 1e-5),
+            &[&x, &g2, &b2],
+            &[&y, &st, &st]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::LayerNorm,
+            params(4, 0, 1e-5),
+            &[&x, &g2, &b2],
+            &[&y, &st, &st]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::LayerNorm,
+            params(1, 0, 1e-5),
+            &[&x, &g3, &b3],
+            &[&y, &st, &st]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::LayerNorm,
+            params(1, 0, 1e-5),
+            &[&x, &g2, &b2],
+            &[&y, &y, &st]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::LayerNorm,
+            params(1, 0, f64::NAN),
+            &[&x, &g2, &b2],
+            &[&y, &st, &st]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::LayerNorm,
+            params(1, 0, 1e-5),
+            &[&x, &g2],
+            &[&y, &st, &st]
+        ),
+        InvalidArgument
+    );
     // batch norm: channel axis must be 1; output counts per mode; [C] shapes; rank >= 2
     let c3 = HostTensor::zeros::<f32>(&[3]);
-    assert_eq!(code(OpId::BatchNorm, params(2, 1, 1e-5), &[&x, &g3, &b3], &[&y, &c3, &c3]), InvalidArgument);
-    assert_eq!(code(OpId::BatchNorm, params(1, 1, 1e-5), &[&x, &g3, &b3], &[&y]), InvalidArgument);
-    assert_eq!(code(OpId::BatchNorm, params(1, 0, 1e-5), &[&x, &g3, &b3, &g3, &g3], &[&y, &c3, &c3]), InvalidArgument);
-    assert_eq!(code(OpId::BatchNorm, params(1, 2, 1e-5), &[&x, &g3, &b3], &[&y, &c3, &c3]), InvalidArgument);
-    assert_eq!(code(OpId::BatchNorm, params(1, 1, 1e-5), &[&x, &g2, &b2], &[&y, &c3, &c3]), InvalidArgument);
-    let v = HostTensor::new(&[1.0f32; 3], &[3]);
-    assert_eq!(code(OpId::BatchNorm, params(1, 1, 1e-5), &[&v, &g3, &b3], &[&v, &c3, &c3]), InvalidArgument);
-    let y64 = HostTensor::zeros::<f64>(&[2, 3, 2]);
-    assert_eq!(code(OpId::BatchNorm, params(1, 0, 1e-5), &[&x, &g3, &b3, &g3, &g3], &[&y64]), InvalidArgument);
     assert_eq!(
-        code(OpId::BatchNormBackward, params(1, 1, 1e-5), &[&x, &g3, &c3, &c3, &y], &[&y, &c3]),
+        code(
+            OpId::BatchNorm,
+            params(2, 1, 1e-5),
+            &[&x, &g3, &b3],
+            &[&y, &c3, &c3]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(OpId::BatchNorm, params(1, 1, 1e-5), &[&x, &g3, &b3], &[&y]),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::BatchNorm,
+            params(1, 0, 1e-5),
+            &[&x, &g3, &b3, &g3, &g3],
+            &[&y, &c3, &c3]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::BatchNorm,
+            params(1, 2, 1e-5),
+            &[&x, &g3, &b3],
+            &[&y, &c3, &c3]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::BatchNorm,
+            params(1, 1, 1e-5),
+            &[&x, &g2, &b2],
+            &[&y, &c3, &c3]
+        ),
+        InvalidArgument
+    );
+    let v = HostTensor::new(&[1.0f32; 3], &[3]);
+    assert_eq!(
+        code(
+            OpId::BatchNorm,
+            params(1, 1, 1e-5),
+            &[&v, &g3, &b3],
+            &[&v, &c3, &c3]
+        ),
+        InvalidArgument
+    );
+    let y64 = HostTensor::zeros::<f64>(&[2, 3, 2]);
+    assert_eq!(
+        code(
+            OpId::BatchNorm,
+            params(1, 0, 1e-5),
+            &[&x, &g3, &b3, &g3, &g3],
+            &[&y64]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::BatchNormBackward,
+            params(1, 1, 1e-5),
+            &[&x, &g3, &c3, &c3, &y],
+            &[&y, &c3]
+        ),
         InvalidArgument
     );
     let ints = HostTensor::new(&[1i64; 12], &[2, 3, 2]);
-    assert_eq!(code(OpId::BatchNorm, params(1, 1, 1e-5), &[&ints, &g3, &b3], &[&y, &c3, &c3]), Unsupported);
+    assert_eq!(
+        code(
+            OpId::BatchNorm,
+            params(1, 1, 1e-5),
+            &[&ints, &g3, &b3],
+            &[&y, &c3, &c3]
+        ),
+        Unsupported
+    );
 }

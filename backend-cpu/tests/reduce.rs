@@ -26,7 +26,11 @@ fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
 /// reversed in memory), 2 padded rows, 3 every other element.
 fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
     let rank = shape.len();
-    let order: Vec<usize> = if mode == 1 { (0..rank).rev().collect() } else { (0..rank).collect() };
+    let order: Vec<usize> = if mode == 1 {
+        (0..rank).rev().collect()
+    } else {
+        (0..rank).collect()
+    };
     let (pad, step, offset) = match mode {
         2 => (1, 1, 3),
         3 => (0, 2, 1),
@@ -54,16 +58,28 @@ fn params(mask: u64) -> Params {
 }
 
 fn reduced_shape(shape: &[usize], mask: u64) -> Vec<usize> {
-    (0..shape.len()).map(|k| if mask >> k & 1 == 1 { 1 } else { shape[k] }).collect()
+    (0..shape.len())
+        .map(|k| if mask >> k & 1 == 1 { 1 } else { shape[k] })
+        .collect()
 }
 
 /// The f64 reference: for each output position, the reduced values.
 fn groups(data: &[f64], shape: &[usize], mask: u64) -> Vec<Vec<f64>> {
     let oshape = reduced_shape(shape, mask);
-    let ostr: Vec<usize> = (0..oshape.len()).map(|k| oshape[k + 1..].iter().product()).collect();
+    let ostr: Vec<usize> = (0..oshape.len())
+        .map(|k| oshape[k + 1..].iter().product())
+        .collect();
     let mut g = vec![Vec::new(); oshape.iter().product()];
     for (i, ix) in indices(shape).iter().enumerate() {
-        let o: usize = (0..shape.len()).map(|k| if mask >> k & 1 == 1 { 0 } else { ix[k] * ostr[k] }).sum();
+        let o: usize = (0..shape.len())
+            .map(|k| {
+                if mask >> k & 1 == 1 {
+                    0
+                } else {
+                    ix[k] * ostr[k]
+                }
+            })
+            .sum();
         g[o].push(data[i]);
     }
     g
@@ -82,7 +98,8 @@ fn reference(op: OpId, g: &[f64]) -> f64 {
 fn check<T: Element>(op: OpId, data: &[T], shape: &[usize], mask: u64, mode: usize, tol: f64) {
     let x = lay(data, shape, mode);
     let out = HostTensor::zeros::<T>(&reduced_shape(shape, mask));
-    run(op, params(mask), &[&x], &[&out]).unwrap_or_else(|e| panic!("{op} {shape:?} {mask:#b}: {e}"));
+    run(op, params(mask), &[&x], &[&out])
+        .unwrap_or_else(|e| panic!("{op} {shape:?} {mask:#b}: {e}"));
     let got = out.read::<T>();
     let d: Vec<f64> = data.iter().map(|v| v.to_f64()).collect();
     for (k, g) in groups(&d, shape, mask).iter().enumerate() {
@@ -140,7 +157,10 @@ fn broadcast_inputs_reduce_like_materialised_ones() {
     let mut rng = Rng::new(3);
     let small: Vec<f32> = rng.vec(24, -1.0, 1.0);
     let x = HostTensor::strided(&small, &[4, 5, 6], &[6, 0, 1], 0);
-    let full: Vec<f64> = indices(&[4, 5, 6]).iter().map(|ix| small[ix[0] * 6 + ix[2]] as f64).collect();
+    let full: Vec<f64> = indices(&[4, 5, 6])
+        .iter()
+        .map(|ix| small[ix[0] * 6 + ix[2]] as f64)
+        .collect();
     for mask in 0..8u64 {
         for op in [OpId::Sum, OpId::Mean, OpId::Max, OpId::Min] {
             let out = HostTensor::zeros::<f32>(&reduced_shape(&[4, 5, 6], mask));
@@ -148,7 +168,10 @@ fn broadcast_inputs_reduce_like_materialised_ones() {
             let got = out.read::<f32>();
             for (k, g) in groups(&full, &[4, 5, 6], mask).iter().enumerate() {
                 let want = reference(op, g);
-                assert!((got[k] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "{op} {mask:#b}");
+                assert!(
+                    (got[k] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{op} {mask:#b}"
+                );
             }
         }
     }
@@ -238,14 +261,34 @@ fn argmax_matches_reference_with_ties_and_nan() {
             let oshape = reduced_shape(shape, mask);
             for (data, mode) in [(&ints, 0), (&ints, 1), (&with_nan, 0), (&ints, 3)] {
                 let f32s: Vec<f32> = data.iter().map(|&v| v as f32).collect();
-                let i64s: Vec<i64> = data.iter().map(|&v| if v.is_nan() { 9 } else { v as i64 }).collect();
-                let want_f: Vec<i64> = groups(data, shape, mask).iter().map(|g| argmax_ref(g)).collect();
+                let i64s: Vec<i64> = data
+                    .iter()
+                    .map(|&v| if v.is_nan() { 9 } else { v as i64 })
+                    .collect();
+                let want_f: Vec<i64> = groups(data, shape, mask)
+                    .iter()
+                    .map(|g| argmax_ref(g))
+                    .collect();
                 let as_f64: Vec<f64> = i64s.iter().map(|&v| v as f64).collect();
-                let want_i: Vec<i64> = groups(&as_f64, shape, mask).iter().map(|g| argmax_ref(g)).collect();
-                for (k, x) in [lay(&f32s, shape, mode), lay(data, shape, mode), lay(&i64s, shape, mode)].iter().enumerate() {
+                let want_i: Vec<i64> = groups(&as_f64, shape, mask)
+                    .iter()
+                    .map(|g| argmax_ref(g))
+                    .collect();
+                for (k, x) in [
+                    lay(&f32s, shape, mode),
+                    lay(data, shape, mode),
+                    lay(&i64s, shape, mode),
+                ]
+                .iter()
+                .enumerate()
+                {
                     let out = HostTensor::zeros::<i64>(&oshape);
                     run(OpId::Argmax, params(mask), &[x], &[&out]).unwrap();
-                    assert_eq!(out.read::<i64>(), if k == 2 { &want_i } else { &want_f }.clone(), "{shape:?} axis {axis} mode {mode} dtype #{k}");
+                    assert_eq!(
+                        out.read::<i64>(),
+                        if k == 2 { &want_i } else { &want_f }.clone(),
+                        "{shape:?} axis {axis} mode {mode} dtype #{k}"
+                    );
                 }
             }
         }
@@ -256,16 +299,37 @@ fn argmax_matches_reference_with_ties_and_nan() {
 fn bad_calls_are_typed_errors() {
     let x = HostTensor::new(&[1.0f32; 12], &[3, 4]);
     let ok = HostTensor::zeros::<f32>(&[3, 1]);
-    let code = |op, mask, ins: &[&HostTensor], outs: &[&HostTensor]| run(op, params(mask), ins, outs).unwrap_err().code;
+    let code = |op, mask, ins: &[&HostTensor], outs: &[&HostTensor]| {
+        run(op, params(mask), ins, outs).unwrap_err().code
+    };
     use StatusCode::*;
     // wrong output shape (reduced dims must be kept as 1)
-    assert_eq!(code(OpId::Sum, 0b10, &[&x], &[&HostTensor::zeros::<f32>(&[3])]), InvalidArgument);
+    assert_eq!(
+        code(OpId::Sum, 0b10, &[&x], &[&HostTensor::zeros::<f32>(&[3])]),
+        InvalidArgument
+    );
     // axis beyond the rank
     assert_eq!(code(OpId::Sum, 0b100, &[&x], &[&ok]), InvalidArgument);
     // output dtype differs
-    assert_eq!(code(OpId::Max, 0b10, &[&x], &[&HostTensor::zeros::<f64>(&[3, 1])]), InvalidArgument);
+    assert_eq!(
+        code(
+            OpId::Max,
+            0b10,
+            &[&x],
+            &[&HostTensor::zeros::<f64>(&[3, 1])]
+        ),
+        InvalidArgument
+    );
     // argmax needs one axis and an i64 output
-    assert_eq!(code(OpId::Argmax, 0b11, &[&x], &[&HostTensor::zeros::<i64>(&[1, 1])]), InvalidArgument);
+    assert_eq!(
+        code(
+            OpId::Argmax,
+            0b11,
+            &[&x],
+            &[&HostTensor::zeros::<i64>(&[1, 1])]
+        ),
+        InvalidArgument
+    );
     assert_eq!(code(OpId::Argmax, 0b10, &[&x], &[&ok]), InvalidArgument);
     // arity
     assert_eq!(code(OpId::Sum, 0b10, &[&x, &x], &[&ok]), InvalidArgument);
@@ -275,10 +339,29 @@ fn bad_calls_are_typed_errors() {
     assert_eq!(e.code, InvalidArgument);
     // non-contiguous output
     let strided_out = HostTensor::strided(&[0f32; 6], &[3, 1], &[2, 1], 0);
-    assert_eq!(code(OpId::Sum, 0b10, &[&x], &[&strided_out]), InvalidArgument);
+    assert_eq!(
+        code(OpId::Sum, 0b10, &[&x], &[&strided_out]),
+        InvalidArgument
+    );
     // dtypes the op does not implement
     let bytes = HostTensor::new(&[1u8; 12], &[3, 4]);
-    assert_eq!(code(OpId::Sum, 0b10, &[&bytes], &[&HostTensor::zeros::<u8>(&[3, 1])]), Unsupported);
+    assert_eq!(
+        code(
+            OpId::Sum,
+            0b10,
+            &[&bytes],
+            &[&HostTensor::zeros::<u8>(&[3, 1])]
+        ),
+        Unsupported
+    );
     let ints = HostTensor::new(&[1i64; 12], &[3, 4]);
-    assert_eq!(code(OpId::Mean, 0b10, &[&ints], &[&HostTensor::zeros::<i64>(&[3, 1])]), Unsupported);
+    assert_eq!(
+        code(
+            OpId::Mean,
+            0b10,
+            &[&ints],
+            &[&HostTensor::zeros::<i64>(&[3, 1])]
+        ),
+        Unsupported
+    );
 }

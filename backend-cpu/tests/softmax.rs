@@ -19,7 +19,11 @@ fn params(axis: u32) -> Params {
 /// with every other element (2).
 fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
     let rank = shape.len();
-    let order: Vec<usize> = if mode == 1 { (0..rank).rev().collect() } else { (0..rank).collect() };
+    let order: Vec<usize> = if mode == 1 {
+        (0..rank).rev().collect()
+    } else {
+        (0..rank).collect()
+    };
     let mut strides = vec![0; rank];
     let mut acc = if mode == 2 { 2 } else { 1 };
     for &k in order.iter().rev() {
@@ -27,21 +31,24 @@ fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
         acc *= shape[k];
     }
     let mut backing = vec![T::from_f64(-5.0); acc + 1];
-    let n: usize = shape.iter().product();
-    for i in 0..n {
+    for (i, &v) in data.iter().enumerate() {
         let (mut rem, mut off) = (i, 0);
         for k in (0..rank).rev() {
             off += (rem % shape[k]) * strides[k];
             rem /= shape[k];
         }
-        backing[off] = data[i];
+        backing[off] = v;
     }
     HostTensor::strided(&backing, shape, &strides, 0)
 }
 
 /// `(outer, n, inner)` around `axis`.
 fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 /// Reference forward (f64) along `axis` of row-major `x`.
@@ -54,7 +61,11 @@ fn forward_ref(x: &[f64], shape: &[usize], axis: usize, log: bool) -> Vec<f64> {
             let m = (0..n).map(|j| x[at(j)]).fold(f64::NEG_INFINITY, f64::max);
             let s: f64 = (0..n).map(|j| (x[at(j)] - m).exp()).sum();
             for j in 0..n {
-                y[at(j)] = if log { x[at(j)] - m - s.ln() } else { (x[at(j)] - m).exp() / s };
+                y[at(j)] = if log {
+                    x[at(j)] - m - s.ln()
+                } else {
+                    (x[at(j)] - m).exp() / s
+                };
             }
         }
     }
@@ -70,7 +81,10 @@ fn forward<T: Element>(op: OpId, x: &HostTensor, shape: &[usize], axis: usize) -
 fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what} [{i}]: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what} [{i}]: got {g}, want {w}"
+        );
     }
 }
 
@@ -111,13 +125,25 @@ fn large_f32_rows_match_reference() {
                 .iter()
                 .map(|&v| v as f64)
                 .collect();
-            assert_close(&got, &forward_ref(&x64, &shape, axis, log), 2e-6, &format!("{op} {shape:?}"));
+            assert_close(
+                &got,
+                &forward_ref(&x64, &shape, axis, log),
+                2e-6,
+                &format!("{op} {shape:?}"),
+            );
         }
     }
 }
 
 /// `dx` from the backward op for forward output `y` and upstream `dy`.
-fn backward<T: Element>(op: OpId, y: &[T], dy: &[T], shape: &[usize], axis: usize, mode: usize) -> Vec<T> {
+fn backward<T: Element>(
+    op: OpId,
+    y: &[T],
+    dy: &[T],
+    shape: &[usize],
+    axis: usize,
+    mode: usize,
+) -> Vec<T> {
     let out = HostTensor::zeros::<T>(shape);
     let (yt, gt) = (lay(y, shape, mode), lay(dy, shape, mode));
     run(op, params(axis as u32), &[&yt, &gt], &[&out]).unwrap_or_else(|e| panic!("{op}: {e}"));
@@ -153,7 +179,12 @@ fn backward_matches_central_differences() {
                             (loss(&xp) - loss(&xm)) / (2.0 * h)
                         })
                         .collect();
-                    assert_close(&dx, &fd, 1e-7, &format!("{bwd} {shape:?} axis {axis} mode {mode}"));
+                    assert_close(
+                        &dx,
+                        &fd,
+                        1e-7,
+                        &format!("{bwd} {shape:?} axis {axis} mode {mode}"),
+                    );
                 }
                 // f32 backward against the same formula in f64.
                 let y32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
@@ -161,8 +192,16 @@ fn backward_matches_central_differences() {
                 let y32_64: Vec<f64> = y32.iter().map(|&v| v as f64).collect();
                 let w32_64: Vec<f64> = w32.iter().map(|&v| v as f64).collect();
                 let want = backward::<f64>(bwd, &y32_64, &w32_64, shape, axis, 0);
-                let got: Vec<f64> = backward::<f32>(bwd, &y32, &w32, shape, axis, 2).iter().map(|&v| v as f64).collect();
-                assert_close(&got, &want, 1e-6, &format!("{bwd} f32 {shape:?} axis {axis}"));
+                let got: Vec<f64> = backward::<f32>(bwd, &y32, &w32, shape, axis, 2)
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                assert_close(
+                    &got,
+                    &want,
+                    1e-6,
+                    &format!("{bwd} f32 {shape:?} axis {axis}"),
+                );
             }
         }
     }
@@ -181,18 +220,53 @@ fn rows_of_infinities_and_nans_follow_the_documented_rules() {
 fn bad_calls_are_typed_errors() {
     let x = HostTensor::new(&[0.5f32; 6], &[2, 3]);
     let out = HostTensor::zeros::<f32>(&[2, 3]);
-    let code = |op, axis, ins: &[&HostTensor], outs: &[&HostTensor]| run(op, params(axis), ins, outs).unwrap_err().code;
+    let code = |op, axis, ins: &[&HostTensor], outs: &[&HostTensor]| {
+        run(op, params(axis), ins, outs).unwrap_err().code
+    };
     use StatusCode::*;
     assert_eq!(code(OpId::Softmax, 2, &[&x], &[&out]), InvalidArgument);
-    assert_eq!(code(OpId::Softmax, 1, &[&x], &[&HostTensor::zeros::<f32>(&[3, 2])]), InvalidArgument);
-    assert_eq!(code(OpId::Softmax, 1, &[&x], &[&HostTensor::zeros::<f64>(&[2, 3])]), InvalidArgument);
-    assert_eq!(code(OpId::SoftmaxBackward, 1, &[&x], &[&out]), InvalidArgument);
+    assert_eq!(
+        code(
+            OpId::Softmax,
+            1,
+            &[&x],
+            &[&HostTensor::zeros::<f32>(&[3, 2])]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(
+            OpId::Softmax,
+            1,
+            &[&x],
+            &[&HostTensor::zeros::<f64>(&[2, 3])]
+        ),
+        InvalidArgument
+    );
+    assert_eq!(
+        code(OpId::SoftmaxBackward, 1, &[&x], &[&out]),
+        InvalidArgument
+    );
     let dy = HostTensor::new(&[0.5f32; 4], &[2, 2]);
-    assert_eq!(code(OpId::LogSoftmaxBackward, 1, &[&x, &dy], &[&out]), InvalidArgument);
+    assert_eq!(
+        code(OpId::LogSoftmaxBackward, 1, &[&x, &dy], &[&out]),
+        InvalidArgument
+    );
     let dy64 = HostTensor::new(&[0.5f64; 6], &[2, 3]);
-    assert_eq!(code(OpId::SoftmaxBackward, 1, &[&x, &dy64], &[&out]), InvalidArgument);
+    assert_eq!(
+        code(OpId::SoftmaxBackward, 1, &[&x, &dy64], &[&out]),
+        InvalidArgument
+    );
     let ints = HostTensor::new(&[1i64; 6], &[2, 3]);
-    assert_eq!(code(OpId::LogSoftmax, 1, &[&ints], &[&HostTensor::zeros::<i64>(&[2, 3])]), Unsupported);
+    assert_eq!(
+        code(
+            OpId::LogSoftmax,
+            1,
+            &[&ints],
+            &[&HostTensor::zeros::<i64>(&[2, 3])]
+        ),
+        Unsupported
+    );
 }
 
 /// Bandwidth of f32 row sum and softmax over [4096, 4096] beside a memcpy
@@ -210,16 +284,20 @@ fn bandwidth_report() {
     let bytes = (rows * cols * 4) as f64;
     let best = |f: &mut dyn FnMut()| {
         f();
-        (0..7).map(|_| {
-            let t = std::time::Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+        (0..7)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
     };
     let mut dst = vec![0f32; rows * cols];
     let copy = best(&mut || dst.copy_from_slice(std::hint::black_box(&x)));
-    let rp = Params::Reduce(ReduceParams { struct_size: ReduceParams::SIZE, axes_mask: 0b10 });
+    let rp = Params::Reduce(ReduceParams {
+        struct_size: ReduceParams::SIZE,
+        axes_mask: 0b10,
+    });
     let sum = best(&mut || run(OpId::Sum, rp, &[&xt], &[&sums]).unwrap());
     let soft = best(&mut || run(OpId::Softmax, params(1), &[&xt], &[&y]).unwrap());
     let gbs = |secs: f64, traffic: f64| traffic / secs / 1e9;

@@ -42,7 +42,7 @@ pub(crate) unsafe fn exp_v<S: F32x>(x: S::V) -> S::V {
         p = S::fma(p, r, S::splat(8.333_452e-3));
         p = S::fma(p, r, S::splat(4.166_579_6e-2));
         p = S::fma(p, r, S::splat(1.666_666_5e-1));
-        p = S::fma(p, r, S::splat(5.000_000_1e-1));
+        p = S::fma(p, r, S::splat(0.5));
         let y = S::fma(p, S::mul(r, r), S::add(r, S::splat(1.0)));
         let y = S::scale2(y, n);
         let y = S::select(under, S::splat(0.0), y);
