@@ -93,8 +93,20 @@ pub(crate) unsafe fn in_view<T: Element>(
     d: &SrTensorDesc,
 ) -> Result<View<T>> {
     // SAFETY: per the caller.
-    unsafe { View::new(d) }
-        .map_err(|e| BackendError::new(e.code, format!("{op}: {what}: {}", e.message)))
+    let v = unsafe { View::new(d) }
+        .map_err(|e| BackendError::new(e.code, format!("{op}: {what}: {}", e.message)))?;
+    // Broadcast (stride-0) views pass the bounds check with any extents;
+    // their element count must still fit a usize.
+    if v.shape
+        .iter()
+        .try_fold(1usize, |a, &n| a.checked_mul(n))
+        .is_none()
+    {
+        return Err(BackendError::invalid(format!(
+            "{op}: {what} has more elements than a usize can count"
+        )));
+    }
+    Ok(v)
 }
 
 /// An output view of `d` as `T`: shape `want`, contiguous.
