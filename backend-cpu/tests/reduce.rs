@@ -196,7 +196,29 @@ fn large_reductions_take_the_parallel_paths_and_stay_accurate() {
         for op in [OpId::Sum, OpId::Mean, OpId::Max, OpId::Min] {
             check(op, &data, shape, mask, 0, 1e-7);
         }
-        check(OpId::Sum, &data, shape, mask, 1, 1e-7);
+        for mode in 1..4 {
+            check(OpId::Sum, &data, shape, mask, mode, 1e-7);
+            check(OpId::Max, &data, shape, mask, mode, 0.0);
+        }
+    }
+    // argmax on the pool
+    let data: Vec<f32> = rng.vec(600 * 300, -1.0, 1.0);
+    let d64: Vec<f64> = data.iter().map(|&v| v as f64).collect();
+    for axis in 0..2 {
+        let mask = 1u64 << axis;
+        let out = HostTensor::zeros::<i64>(&reduced_shape(&[600, 300], mask));
+        run(
+            OpId::Argmax,
+            params(mask),
+            &[&HostTensor::new(&data, &[600, 300])],
+            &[&out],
+        )
+        .unwrap();
+        let want: Vec<i64> = groups(&d64, &[600, 300], mask)
+            .iter()
+            .map(|g| argmax_ref(g))
+            .collect();
+        assert_eq!(out.read::<i64>(), want, "axis {axis}");
     }
 }
 
