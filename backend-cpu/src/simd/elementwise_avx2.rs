@@ -113,6 +113,10 @@ impl F32x for Avx2 {
         )))
     }
     #[inline(always)]
+    fn and_bits(self, mask: u32) -> Self {
+        Avx2(avx2!(_mm256_and_ps(self.0, self.bits(mask as i32))))
+    }
+    #[inline(always)]
     fn gt(self, o: Self) -> __m256 {
         avx2!(_mm256_cmp_ps::<_CMP_GT_OQ>(self.0, o.0))
     }
@@ -147,6 +151,7 @@ tier_kernels! {
         Sqrt => avx2_sqrt_f32 = sqrt;
         Rsqrt => avx2_rsqrt_f32 = rsqrt;
         Relu => avx2_relu_f32 = relu;
+        GeluErf => avx2_gelu_erf_f32 = gelu_erf;
         GeluTanh => avx2_gelu_tanh_f32 = gelu_tanh;
         Sigmoid => avx2_sigmoid_f32 = sigmoid;
         Tanh => avx2_tanh_f32 = tanh;

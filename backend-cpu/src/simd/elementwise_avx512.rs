@@ -122,6 +122,11 @@ impl F32x for Avx512 {
         self.with_bits(v)
     }
     #[inline(always)]
+    fn and_bits(self, mask: u32) -> Self {
+        let m = avx512!(_mm512_set1_epi32(mask as i32));
+        self.with_bits(avx512!(_mm512_and_si512(self.int(), m)))
+    }
+    #[inline(always)]
     fn gt(self, o: Self) -> __mmask16 {
         avx512!(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, o.0))
     }
@@ -157,6 +162,7 @@ tier_kernels! {
         Sqrt => avx512_sqrt_f32 = sqrt;
         Rsqrt => avx512_rsqrt_f32 = rsqrt;
         Relu => avx512_relu_f32 = relu;
+        GeluErf => avx512_gelu_erf_f32 = gelu_erf;
         GeluTanh => avx512_gelu_tanh_f32 = gelu_tanh;
         Sigmoid => avx512_sigmoid_f32 = sigmoid;
         Tanh => avx512_tanh_f32 = tanh;

@@ -116,6 +116,14 @@ impl F32x for Neon {
         Neon(neon!(vbslq_f32(self.sign_bit(), sign.0, self.0)))
     }
     #[inline(always)]
+    fn and_bits(self, mask: u32) -> Self {
+        let m = neon!(vdupq_n_u32(mask));
+        Neon(neon!(vreinterpretq_f32_u32(vandq_u32(
+            vreinterpretq_u32_f32(self.0),
+            m
+        ))))
+    }
+    #[inline(always)]
     fn gt(self, o: Self) -> uint32x4_t {
         neon!(vcgtq_f32(self.0, o.0))
     }
@@ -150,6 +158,7 @@ tier_kernels! {
         Sqrt => neon_sqrt_f32 = sqrt;
         Rsqrt => neon_rsqrt_f32 = rsqrt;
         Relu => neon_relu_f32 = relu;
+        GeluErf => neon_gelu_erf_f32 = gelu_erf;
         GeluTanh => neon_gelu_tanh_f32 = gelu_tanh;
         Sigmoid => neon_sigmoid_f32 = sigmoid;
         Tanh => neon_tanh_f32 = tanh;

@@ -107,6 +107,10 @@ impl F32x for Sse2 {
         )))
     }
     #[inline(always)]
+    fn and_bits(self, mask: u32) -> Self {
+        Sse2(sse2!(_mm_and_ps(self.0, Self::bits(mask as i32))))
+    }
+    #[inline(always)]
     fn gt(self, o: Self) -> __m128 {
         sse2!(_mm_cmpgt_ps(self.0, o.0))
     }
@@ -141,6 +145,7 @@ tier_kernels! {
         Sqrt => sse2_sqrt_f32 = sqrt;
         Rsqrt => sse2_rsqrt_f32 = rsqrt;
         Relu => sse2_relu_f32 = relu;
+        GeluErf => sse2_gelu_erf_f32 = gelu_erf;
         GeluTanh => sse2_gelu_tanh_f32 = gelu_tanh;
         Sigmoid => sse2_sigmoid_f32 = sigmoid;
         Tanh => sse2_tanh_f32 = tanh;
