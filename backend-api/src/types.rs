@@ -142,9 +142,12 @@ impl SrTensorDesc {
         self.dims().iter().map(|&d| d.max(0) as usize).collect()
     }
 
-    /// Number of elements.
+    /// Number of elements (saturating at `usize::MAX` for absurd shapes).
     pub fn numel(&self) -> usize {
-        self.dims().iter().map(|&d| d.max(0) as usize).product()
+        self.dims()
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(0) as usize))
+            .unwrap_or(usize::MAX)
     }
 
     /// True when elements are laid out row-major without gaps.
@@ -168,7 +171,7 @@ impl SrTensorDesc {
     /// when a stride or extent is negative or the arithmetic overflows.
     pub fn byte_extent(&self) -> Option<u64> {
         let size = dtype_size(self.dtype) as u64;
-        if self.numel() == 0 {
+        if self.dims().contains(&0) {
             return Some(0);
         }
         let mut last: u64 = 0;

@@ -118,6 +118,7 @@ impl<T: Element> View<T> {
         // SAFETY: per the caller.
         match unsafe { self.as_slice() } {
             Some(s) => std::borrow::Cow::Borrowed(s),
+            // SAFETY: per the caller.
             None => std::borrow::Cow::Owned(unsafe { self.to_vec() }),
         }
     }
@@ -139,7 +140,7 @@ impl<T: Element> View<T> {
 
 /// Calls `f` with the element offset of every index of `shape`, row-major.
 pub fn for_each_offset(shape: &[usize], strides: &[usize], mut f: impl FnMut(usize)) {
-    if shape.iter().any(|&n| n == 0) {
+    if shape.contains(&0) {
         return;
     }
     let rank = shape.len();

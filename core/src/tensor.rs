@@ -34,7 +34,7 @@ impl std::fmt::Debug for Tensor {
 }
 
 impl Tensor {
-    /// An uninitialised (backend-zeroed on the CPU) contiguous tensor.
+    /// A contiguous tensor whose contents are unspecified (ops overwrite them).
     pub(crate) fn alloc(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         check_rank("alloc", shape.len())?;
         let bytes = numel(shape)
