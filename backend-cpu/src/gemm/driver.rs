@@ -1,11 +1,12 @@
 //! Our packed GEMM: BLIS-style blocking around one micro-kernel.
 //!
-//! Loops, outermost first: blocks of up to [`MC_BLOCK`] rows of `A`; blocks
-//! of `kc` along `k` (the first applies the caller's `beta`, later ones
-//! accumulate); the `A` block is packed once into `mr`-row panels shared by
-//! all threads; then a grid of work units (chunks of columns of at most `nc`,
-//! split further along rows when there are fewer column chunks than
-//! threads) runs on the pool. Each unit packs its `kc x nc` block of `B`
+//! Loops, outermost first: slabs of up to [`MC_BLOCK`] rows of `A` and
+//! [`A_PACK_BYTES`] of its columns, packed once (in parallel) into
+//! `kc`-deep blocks of `mr`-row panels shared by all threads; then a grid of
+//! work units (chunks of columns of at most `nc`, split further along rows
+//! when there are fewer column chunks than threads) runs on the pool. For
+//! each `kc` block of the slab (the first block of `A` applies the caller's
+//! `beta`, later ones accumulate) a unit packs its `kc x nc` block of `B`
 //! (sized for L2) into thread-local scratch and sweeps `mr`-row panels of
 //! `A` (one in L1) against its `nr`-column panels of `B`. Edge tiles go
 //! through a small buffer so kernels only ever see full tiles.
@@ -19,8 +20,13 @@ use super::{GemmCall, MatRef};
 use crate::element::Float;
 use crate::{isa, threads};
 
-/// Rows of `A` packed at once (bounds the shared packing buffer).
+/// Rows of `A` packed at once.
 const MC_BLOCK: usize = 2048;
+
+/// Bytes of `A` packed at once when threaded: a slab of up to [`MC_BLOCK`]
+/// rows and as many `kc` blocks as fit, so the threads meet twice per slab
+/// rather than twice per `kc` block.
+const A_PACK_BYTES: usize = 8 << 20;
 
 /// How one `A` block and the columns split into work units.
 #[derive(Debug, Clone, Copy)]
@@ -76,27 +82,34 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
     let body = || {
         let plan = Plan::new(kern.nr, kern.nc, call.n, nthreads);
         let mb_max = call.m.min(MC_BLOCK).div_ceil(kern.mr) * kern.mr;
-        let kb_max = call.k.min(kern.kc);
-        let mut apack = AlignedVec::<T>::new(mb_max * kb_max);
+        // Depth of one slab: one kc block on one thread (its A stays in
+        // L2), else as many whole blocks as the budget allows.
+        let budget = A_PACK_BYTES / std::mem::size_of::<T>() / mb_max;
+        let depth = if nthreads > 1 {
+            (budget / kern.kc).max(1) * kern.kc
+        } else {
+            kern.kc
+        };
+        let mut apack =
+            AlignedVec::<T>::new(mb_max * depth.min(call.k.div_ceil(kern.kc) * kern.kc));
         for i0 in (0..call.m).step_by(MC_BLOCK) {
             let mb = MC_BLOCK.min(call.m - i0);
-            for p0 in (0..call.k).step_by(kern.kc) {
-                let kb = kern.kc.min(call.k - p0);
-                let beta = if p0 == 0 { call.beta } else { T::ONE };
+            for s0 in (0..call.k).step_by(depth) {
+                let kd = depth.min(call.k - s0);
                 let panels = mb.div_ceil(kern.mr);
-                let a = &mut apack.as_mut_slice()[..panels * kern.mr * kb];
-                // SAFETY: rows i0..i0+mb and columns p0..p0+kb lie inside A.
-                unsafe { pack_a(call.a, (i0, mb), (p0, kb), kern.mr, a, nthreads > 1) };
-                let block = Block {
+                let a =
+                    &mut apack.as_mut_slice()[..panels * kern.mr * kd.div_ceil(kern.kc) * kern.kc];
+                // SAFETY: rows i0..i0+mb and columns s0..s0+kd lie inside A.
+                unsafe { pack_slab(kern, call.a, (i0, mb), (s0, kd), a, nthreads > 1) };
+                let slab = Slab {
                     i0,
                     mb,
-                    p0,
-                    kb,
-                    beta,
+                    s0,
+                    kd,
                     apack: a,
                 };
                 // SAFETY: forwarded from the caller.
-                unsafe { run_block(kern, call, &block, &plan) };
+                unsafe { run_slab(kern, call, &slab, &plan) };
             }
         }
     };
@@ -107,28 +120,28 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
     }
 }
 
-/// Runs the work units of one packed block of `A`, on the pool when the
-/// plan has several threads.
+/// Runs the work units of one packed slab of `A`, on the pool when the plan
+/// has several threads.
 ///
 /// # Safety
 /// As [`packed_gemm`].
-unsafe fn run_block<T: Float>(
+unsafe fn run_slab<T: Float>(
     kern: &GemmKernel<T>,
     call: &GemmCall<T>,
-    blk: &Block<'_, T>,
+    slab: &Slab<'_, T>,
     plan: &Plan,
 ) {
-    let panels = blk.mb.div_ceil(kern.mr);
+    let panels = slab.mb.div_ceil(kern.mr);
     let m_chunks = plan.m_chunks(panels);
     let per_chunk = panels.div_ceil(m_chunks) * kern.mr;
     let unit = |u: usize| {
         let (mi, nj) = (u / plan.n_chunks, u % plan.n_chunks);
-        let rows = (mi * per_chunk, ((mi + 1) * per_chunk).min(blk.mb));
+        let rows = (mi * per_chunk, ((mi + 1) * per_chunk).min(slab.mb));
         let cols = (nj * plan.nc, ((nj + 1) * plan.nc).min(call.n));
         if rows.0 < rows.1 && cols.0 < cols.1 {
             // SAFETY: units cover disjoint tiles of C; the rest is
             // forwarded from the caller.
-            unsafe { run_unit(kern, call, blk, rows, cols) };
+            unsafe { run_unit(kern, call, slab, rows, cols) };
         }
     };
     let units = m_chunks * plan.n_chunks;
@@ -139,80 +152,82 @@ unsafe fn run_block<T: Float>(
     }
 }
 
-/// One packed block of `A` and where it sits.
-struct Block<'a, T> {
+/// Rows `i0..i0+mb` of `A`, columns `s0..s0+kd`, packed as consecutive
+/// `kc`-deep blocks of `mr`-row panels; every panel takes `mr kc` elements,
+/// of which a shorter last block uses `mr kb`.
+struct Slab<'a, T> {
     i0: usize,
     mb: usize,
-    p0: usize,
-    kb: usize,
-    beta: T,
+    s0: usize,
+    kd: usize,
     apack: &'a [T],
 }
 
-/// Packs columns `cols` of `B` for the block and computes rows `rows`
-/// (relative to the block) of `C` against them.
+/// For each `kc` block of a unit's slab: packs columns `cols` of `B` and
+/// computes rows `rows` (relative to the slab) of `C` against them.
 ///
 /// # Safety
 /// As [`packed_gemm`]; no other thread writes these tiles of `C`.
 unsafe fn run_unit<T: Float>(
     kern: &GemmKernel<T>,
     call: &GemmCall<T>,
-    blk: &Block<'_, T>,
+    slab: &Slab<'_, T>,
     rows: (usize, usize),
     cols: (usize, usize),
 ) {
-    let (mr, nr, kb) = (kern.mr, kern.nr, blk.kb);
+    let (mr, nr, kc) = (kern.mr, kern.nr, kern.kc);
     let width = cols.1 - cols.0;
     let bpanels = width.div_ceil(nr);
-    with_scratch::<T, _>(bpanels * nr * kb, |bpack| {
-        // SAFETY: rows p0..p0+kb and columns `cols` lie inside B.
-        unsafe { pack_b(call.b, blk.p0, kb, cols.0, width, nr, bpack) };
-        for ir in (rows.0..rows.1).step_by(mr) {
-            let apanel = &blk.apack[(ir / mr) * mr * kb..][..mr * kb];
-            for (q, bpanel) in bpack.chunks_exact(nr * kb).enumerate() {
-                // SAFETY: the tile's corner is inside C, per the unit.
-                unsafe { tile(kern, call, blk, (apanel, bpanel), (ir, cols.0 + q * nr)) };
+    let panels = slab.mb.div_ceil(mr);
+    with_scratch::<T, _>(bpanels * nr * kc, |scratch| {
+        for (blk, p0) in (slab.s0..slab.s0 + slab.kd).step_by(kc).enumerate() {
+            let kb = kc.min(slab.s0 + slab.kd - p0);
+            let bpack = &mut scratch[..bpanels * nr * kb];
+            // SAFETY: rows p0..p0+kb and columns `cols` lie inside B.
+            unsafe { pack_b(call.b, p0, kb, cols.0, width, nr, bpack) };
+            let beta = if p0 == 0 { call.beta } else { T::ONE };
+            for ir in (rows.0..rows.1).step_by(mr) {
+                let apanel = &slab.apack[(blk * panels + ir / mr) * mr * kc..][..mr * kb];
+                let h = mr.min(slab.mb - ir);
+                for (q, bpanel) in bpack.chunks_exact(nr * kb).enumerate() {
+                    let at = (slab.i0 + ir, cols.0 + q * nr);
+                    // SAFETY: the tile's corner is inside C, per the unit.
+                    unsafe { tile(kern, call, (apanel, bpanel), at, h, beta) };
+                }
             }
         }
     });
 }
 
-/// Computes the tile at block row `ir`, column `jr` of `C` from its packed
-/// panels, through an edge buffer when it sticks out of `C`.
+/// Computes the tile at row `i`, column `j` of `C` (`h` rows of it belong
+/// to this slab) from its packed panels, through an edge buffer when it
+/// sticks out of `C` or the slab.
 ///
 /// # Safety
-/// As [`run_unit`]; `(ir, jr)` lies inside the block and `C`.
+/// As [`run_unit`]; `(i, j)` lies inside `C`, and so do `h` rows from `i`.
 unsafe fn tile<T: Float>(
     kern: &GemmKernel<T>,
     call: &GemmCall<T>,
-    blk: &Block<'_, T>,
     (apanel, bpanel): (&[T], &[T]),
-    (ir, jr): (usize, usize),
+    (i, j): (usize, usize),
+    h: usize,
+    beta: T,
 ) {
-    let (mr, nr, kb) = (kern.mr, kern.nr, blk.kb);
-    let (h, w) = (mr.min(blk.mb - ir), nr.min(call.n - jr));
-    // SAFETY: (i0 + ir, jr) is inside C's m x n extent.
-    let c = unsafe { call.c.ptr.add((blk.i0 + ir) * call.c.rs + jr) };
+    let (mr, nr) = (kern.mr, kern.nr);
+    let kb = apanel.len() / mr;
+    let w = nr.min(call.n - j);
+    // SAFETY: (i, j) is inside C's m x n extent.
+    let c = unsafe { call.c.ptr.add(i * call.c.rs + j) };
     let (a, b) = (apanel.as_ptr(), bpanel.as_ptr());
     if h == mr && w == nr {
         // SAFETY: a full tile inside C; panels of kb mr and kb nr elements.
-        unsafe { (kern.run)(kb, a, b, c, call.c.rs, call.alpha, blk.beta) };
+        unsafe { (kern.run)(kb, a, b, c, call.c.rs, call.alpha, beta) };
     } else {
         let mut edge = [T::ZERO; MAX_TILE];
         // SAFETY: `edge` holds MAX_TILE >= mr nr elements.
         unsafe { (kern.run)(kb, a, b, edge.as_mut_ptr(), nr, T::ONE, T::ZERO) };
         // SAFETY: the h x w corner at c lies inside C.
-        unsafe {
-            merge_edge(
-                &edge[..mr * nr],
-                nr,
-                c,
-                call.c.rs,
-                (h, w),
-                call.alpha,
-                blk.beta,
-            )
-        };
+        unsafe { merge_edge(&edge[..mr * nr], nr, c, call.c.rs, (h, w), call.alpha, beta) };
     }
 }
 
@@ -242,29 +257,45 @@ unsafe fn merge_edge<T: Float>(
     }
 }
 
-/// Packs rows `i0..i0+rows`, columns `p0..p0+kb` of `A` into `mr`-row
-/// panels (`kb x mr` each, column by column), zero-padding the last.
+/// Packs rows `i0..i0+rows`, columns `s0..s0+kd` of `A` into `dst` as
+/// [`Slab`] lays it out, zero-padding the last panel of each block.
 ///
 /// # Safety
-/// That block of `A` is readable; `dst` holds `ceil(rows/mr) mr kb` elements.
-unsafe fn pack_a<T: Float>(
+/// That block of `A` is readable; `dst` holds `ceil(rows/mr) mr ceil(kd/kc) kc`
+/// elements.
+unsafe fn pack_slab<T: Float>(
+    kern: &GemmKernel<T>,
     a: MatRef<T>,
     (i0, rows): (usize, usize),
-    (p0, kb): (usize, usize),
-    mr: usize,
+    (s0, kd): (usize, usize),
     dst: &mut [T],
     par: bool,
 ) {
-    let job = |(q, panel): (usize, &mut [T])| {
+    let (mr, kc) = (kern.mr, kern.kc);
+    let panels = rows.div_ceil(mr);
+    let job = |(u, panel): (usize, &mut [T])| {
+        let (blk, q) = (u / panels, u % panels);
+        let p0 = s0 + blk * kc;
+        let kb = kc.min(s0 + kd - p0);
         let r0 = q * mr;
-        let h = mr.min(rows - r0);
-        // SAFETY: panel q covers rows i0+r0..i0+r0+h of the readable block.
-        unsafe { pack_a_panel(a, i0 + r0, h, p0, kb, mr, panel) };
+        // SAFETY: panel q of block blk covers rows i0+r0.., columns p0..p0+kb
+        // of the readable block.
+        unsafe {
+            pack_a_panel(
+                a,
+                i0 + r0,
+                mr.min(rows - r0),
+                p0,
+                kb,
+                mr,
+                &mut panel[..mr * kb],
+            )
+        };
     };
     if par && dst.len() >= threads::PAR_THRESHOLD {
-        dst.par_chunks_mut(mr * kb).enumerate().for_each(job);
+        dst.par_chunks_mut(mr * kc).enumerate().for_each(job);
     } else {
-        dst.chunks_mut(mr * kb).enumerate().for_each(job);
+        dst.chunks_mut(mr * kc).enumerate().for_each(job);
     }
 }
 

@@ -214,16 +214,23 @@ fn tables_climb_the_tiers() {
 fn tall_blocks_and_engine_rule() {
     let mut rng = Rng::new(3);
     let kern = table_for(isa::tier()).f32;
-    // More rows than one packed A block, in parallel.
-    check(
-        Some(&kern),
-        (2100, 3, 70),
-        (false, true),
-        (1.0, 0.5),
-        true,
-        f32::EPSILON as f64,
-        &mut rng,
-    );
+    // More rows than one slab of packed A, and (f32: 2058 x 768 per slab)
+    // more columns of A than one slab, in parallel and not.
+    for (shape, par) in [
+        ((2100, 3, 70), true),
+        ((2100, 5, 1100), false),
+        ((2100, 40, 1100), true),
+    ] {
+        check(
+            Some(&kern),
+            shape,
+            (false, true),
+            (1.0, 0.5),
+            par,
+            f32::EPSILON as f64,
+            &mut rng,
+        );
+    }
     // The engine the rule picks, including k == 0 and empty outputs.
     for shape in [(70, 80, 90), (5, 7, 0), (0, 3, 4), (3, 0, 4)] {
         check::<f32>(
