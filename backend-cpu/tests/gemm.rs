@@ -302,3 +302,27 @@ fn matmul_rejects_bad_input() {
         StatusCode::Unsupported,
     );
 }
+
+#[test]
+fn matmul_reads_broadcast_rows_and_columns() {
+    // a: every row is [1, 2, 3, 4] (row stride 0); b: every column is
+    // [1, -1, 2, 0.5] (column stride 0), for both dtypes and both engines'
+    // packing paths (small and threaded sizes).
+    for (m, n) in [(3, 5), (130, 140)] {
+        let a_row = [1.0f64, 2.0, 3.0, 4.0];
+        let b_col = [1.0f64, -1.0, 2.0, 0.5];
+        let want = a_row.iter().zip(&b_col).map(|(x, y)| x * y).sum::<f64>();
+        let a = HostTensor::strided(&a_row, &[m, 4], &[0, 1], 0);
+        let b = HostTensor::strided(&b_col, &[4, n], &[1, 0], 0);
+        let c = HostTensor::zeros::<f64>(&[m, n]);
+        run(OpId::Matmul, params(1.0, 0.0), &[&a, &b], &[&c]).unwrap();
+        assert!(c.read::<f64>().iter().all(|&v| v == want));
+        let a32: Vec<f32> = a_row.iter().map(|&v| v as f32).collect();
+        let b32: Vec<f32> = b_col.iter().map(|&v| v as f32).collect();
+        let a = HostTensor::strided(&a32, &[m, 4], &[0, 1], 0);
+        let b = HostTensor::strided(&b32, &[4, n], &[1, 0], 0);
+        let c = HostTensor::zeros::<f32>(&[m, n]);
+        run(OpId::Matmul, params(2.0, 0.0), &[&a, &b], &[&c]).unwrap();
+        assert!(c.read::<f32>().iter().all(|&v| v as f64 == 2.0 * want));
+    }
+}
