@@ -21,10 +21,7 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 #[path = "simd/gemm_avx2.rs"]
 mod gemm_avx2;
-// AVX-512 intrinsics are stable since Rust 1.89, which the `gemm` crate's
-// `x86-v4` feature (through `pulp`) already requires.
 #[cfg(target_arch = "x86_64")]
-#[clippy::msrv = "1.89"]
 #[path = "simd/gemm_avx512.rs"]
 mod gemm_avx512;
 #[cfg(target_arch = "x86_64")]
