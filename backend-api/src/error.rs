@@ -232,7 +232,8 @@ mod tests {
         let back = unsafe { BackendError::from_raw(raw) };
         assert_eq!(back, Err(e));
         // SAFETY: null is success.
-        assert_eq!(unsafe { BackendError::from_raw(std::ptr::null_mut()) }, Ok(()));
+        let ok = unsafe { BackendError::from_raw(std::ptr::null_mut()) };
+        assert_eq!(ok, Ok(()));
     }
 
     #[test]

@@ -166,7 +166,11 @@ pub unsafe fn init<T: Plugin>(host: *const SrHostApi, plugin: *mut SrPluginApi) 
         // SAFETY: the host's table holds `plugin_size` >= `fit` writable
         // bytes; only the fields that fit (all of 1.0, checked above) are copied.
         unsafe {
-            std::ptr::copy_nonoverlapping(&table as *const SrPluginApi as *const u8, plugin as *mut u8, fit)
+            std::ptr::copy_nonoverlapping(
+                &table as *const SrPluginApi as *const u8,
+                plugin as *mut u8,
+                fit,
+            )
         };
         Ok(())
     }));
@@ -443,7 +447,10 @@ unsafe fn descs<'a>(ptr: *const SrTensorDesc, n: u64) -> Result<&'a [SrTensorDes
     Ok(s)
 }
 
-#[allow(clippy::too_many_arguments, reason = "mirrors the C signature of execute")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "mirrors the C signature of execute"
+)]
 unsafe extern "C" fn execute<T: Plugin>(
     b: *mut SrBackend,
     device: u32,

@@ -153,7 +153,10 @@ impl TableBackend {
     }
 
     fn read_supported(&self) -> Result<Vec<SrOpSupport>> {
-        let f = self.api.supported_ops.ok_or_else(|| missing("supported_ops"))?;
+        let f = self
+            .api
+            .supported_ops
+            .ok_or_else(|| missing("supported_ops"))?;
         let mut n = 0u64;
         let mut p: *const SrOpSupport = std::ptr::null();
         // SAFETY: the table's own instance and two out-pointers.
@@ -195,7 +198,10 @@ impl Backend for TableBackend {
     }
 
     fn device_info(&self, device: u32) -> Result<DeviceInfo> {
-        let f = self.api.device_props.ok_or_else(|| missing("device_props"))?;
+        let f = self
+            .api
+            .device_props
+            .ok_or_else(|| missing("device_props"))?;
         let mut p = SrDeviceProps::empty();
         // SAFETY: the table's own instance and a props struct with struct_size.
         unsafe { BackendError::from_raw(f(self.api.backend, device, &mut p)) }?;
@@ -234,7 +240,10 @@ impl Backend for TableBackend {
     }
 
     fn alloc(&self, device: u32, bytes: usize) -> Result<BufferHandle> {
-        let f = self.api.buffer_alloc.ok_or_else(|| missing("buffer_alloc"))?;
+        let f = self
+            .api
+            .buffer_alloc
+            .ok_or_else(|| missing("buffer_alloc"))?;
         let mut out: *mut SrBuffer = std::ptr::null_mut();
         // SAFETY: the table's own instance and an out-pointer.
         unsafe { BackendError::from_raw(f(self.api.backend, device, bytes as u64, &mut out)) }?;
@@ -250,7 +259,10 @@ impl Backend for TableBackend {
     }
 
     unsafe fn write(&self, buffer: BufferHandle, offset: usize, src: &[u8]) -> Result<()> {
-        let f = self.api.buffer_write.ok_or_else(|| missing("buffer_write"))?;
+        let f = self
+            .api
+            .buffer_write
+            .ok_or_else(|| missing("buffer_write"))?;
         // SAFETY: live buffer per the caller; `src` is borrowed for the call.
         unsafe {
             BackendError::from_raw(f(

@@ -45,7 +45,10 @@ pub fn info() -> DeviceInfo {
             ("cpu.isa.detected".into(), c.detected.name().into()),
             ("cpu.isa.reason".into(), c.reason.clone()),
             ("cpu.features".into(), c.features.join(" ")),
-            ("cpu.threads".into(), crate::threads::num_threads().to_string()),
+            (
+                "cpu.threads".into(),
+                crate::threads::num_threads().to_string(),
+            ),
             ("arch".into(), std::env::consts::ARCH.into()),
         ],
     }

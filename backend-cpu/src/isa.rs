@@ -126,7 +126,9 @@ pub fn capped(detected: Isa, cap: Option<Isa>) -> Isa {
 
 fn choose() -> IsaChoice {
     let (detected, features) = detect();
-    let env = std::env::var("SUNRISE_CPU_ISA").ok().filter(|s| !s.trim().is_empty());
+    let env = std::env::var("SUNRISE_CPU_ISA")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
     let (active, reason) = match env.as_deref().map(|s| (s, Isa::parse(s))) {
         None => (
             detected,

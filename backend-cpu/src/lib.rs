@@ -80,7 +80,9 @@ fn check_device(device: u32) -> Result<()> {
     if device == 0 {
         Ok(())
     } else {
-        Err(BackendError::invalid(format!("cpu has one device (0), not {device}")))
+        Err(BackendError::invalid(format!(
+            "cpu has one device (0), not {device}"
+        )))
     }
 }
 
@@ -106,7 +108,10 @@ pub unsafe fn dispatch(call: &OpCall<'_>) -> Result<()> {
             LayerNorm | LayerNormBackward | BatchNorm | BatchNormBackward => norm::execute(call),
             IndexSelect | IndexAdd => indexing::execute(call),
             CrossEntropy | CrossEntropyBackward => loss::execute(call),
-            _ => Err(BackendError::unsupported(format!("cpu: {} is not implemented", call.op))),
+            _ => Err(BackendError::unsupported(format!(
+                "cpu: {} is not implemented",
+                call.op
+            ))),
         }
     }
 }
@@ -144,9 +149,7 @@ impl Backend for CpuBackend {
         let b = unsafe { CpuBuffer::get(buffer) };
         b.check_range(offset, src.len())?;
         // SAFETY: the range is inside the buffer; `src` is a distinct host slice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), b.as_ptr().add(offset), src.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), b.as_ptr().add(offset), src.len()) };
         Ok(())
     }
 

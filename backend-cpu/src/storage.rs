@@ -55,8 +55,12 @@ fn capacity(len: usize) -> usize {
 }
 
 fn layout(cap: usize) -> Result<Layout> {
-    Layout::from_size_align(cap, ALIGN)
-        .map_err(|_| BackendError::new(StatusCode::OutOfMemory, format!("cannot allocate {cap} bytes")))
+    Layout::from_size_align(cap, ALIGN).map_err(|_| {
+        BackendError::new(
+            StatusCode::OutOfMemory,
+            format!("cannot allocate {cap} bytes"),
+        )
+    })
 }
 
 fn take_cached(cap: usize) -> Option<NonNull<u8>> {
@@ -73,7 +77,10 @@ fn put_cached(ptr: NonNull<u8>, cap: usize) -> bool {
         return false;
     }
     let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let c = g.get_or_insert_with(|| Cache { free: HashMap::new(), bytes: 0 });
+    let c = g.get_or_insert_with(|| Cache {
+        free: HashMap::new(),
+        bytes: 0,
+    });
     if c.bytes + cap > CACHE_MAX_BYTES {
         return false;
     }
@@ -167,15 +174,23 @@ impl CpuBuffer {
 /// The descriptor's buffer handle, if non-null, is a live buffer of this backend.
 pub unsafe fn checked_base(d: &SrTensorDesc) -> Result<*mut u8> {
     if d.dtype().is_none() {
-        return Err(BackendError::unsupported(format!("unknown dtype id {}", d.dtype)));
+        return Err(BackendError::unsupported(format!(
+            "unknown dtype id {}",
+            d.dtype
+        )));
     }
     if d.rank as usize > sunrise_backend_api::abi::SR_MAX_RANK {
-        return Err(BackendError::invalid(format!("rank {} exceeds the maximum", d.rank)));
+        return Err(BackendError::invalid(format!(
+            "rank {} exceeds the maximum",
+            d.rank
+        )));
     }
     let extent = d
         .byte_extent()
         .ok_or_else(|| BackendError::invalid("negative or overflowing shape or strides"))?;
-    let h = d.buffer().ok_or_else(|| BackendError::invalid("null buffer in tensor descriptor"))?;
+    let h = d
+        .buffer()
+        .ok_or_else(|| BackendError::invalid("null buffer in tensor descriptor"))?;
     // SAFETY: per the caller.
     let b = unsafe { CpuBuffer::get(h) };
     if extent > b.len() as u64 {

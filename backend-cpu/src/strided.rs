@@ -174,7 +174,13 @@ pub fn for_each_offset(shape: &[usize], strides: &[usize], mut f: impl FnMut(usi
 }
 
 /// Checks an op got the number of inputs and outputs it needs.
-pub fn check_arity(op: &str, inputs: usize, outputs: usize, need_in: usize, need_out: usize) -> Result<()> {
+pub fn check_arity(
+    op: &str,
+    inputs: usize,
+    outputs: usize,
+    need_in: usize,
+    need_out: usize,
+) -> Result<()> {
     if inputs != need_in || outputs != need_out {
         return Err(BackendError::invalid(format!(
             "{op}: expected {need_in} inputs and {need_out} outputs, got {inputs} and {outputs}"

@@ -21,20 +21,39 @@ pub struct HostTensor {
 impl HostTensor {
     /// A contiguous tensor holding `data` in row-major order.
     pub fn new<T: Element>(data: &[T], shape: &[usize]) -> HostTensor {
-        assert_eq!(data.len(), shape.iter().product::<usize>(), "data does not fill the shape");
+        assert_eq!(
+            data.len(),
+            shape.iter().product::<usize>(),
+            "data does not fill the shape"
+        );
         Self::strided(data, shape, &contiguous_strides(shape), 0)
     }
 
     /// A view with explicit element strides and offset over `backing`.
-    pub fn strided<T: Element>(backing: &[T], shape: &[usize], strides: &[usize], offset: usize) -> HostTensor {
+    pub fn strided<T: Element>(
+        backing: &[T],
+        shape: &[usize],
+        strides: &[usize],
+        offset: usize,
+    ) -> HostTensor {
         let bytes = std::mem::size_of_val(backing);
         let buffer = CpuBackend::new().alloc(0, bytes).expect("host allocation");
         // SAFETY: reinterpreting plain numbers as bytes.
         let raw = unsafe { std::slice::from_raw_parts(backing.as_ptr() as *const u8, bytes) };
         // SAFETY: fresh buffer of `bytes` bytes.
         unsafe { CpuBackend::new().write(buffer, 0, raw) }.expect("write");
-        let desc = SrTensorDesc::new(T::DTYPE, shape, strides, buffer, offset * std::mem::size_of::<T>());
-        HostTensor { buffer, desc, bytes }
+        let desc = SrTensorDesc::new(
+            T::DTYPE,
+            shape,
+            strides,
+            buffer,
+            offset * std::mem::size_of::<T>(),
+        );
+        HostTensor {
+            buffer,
+            desc,
+            bytes,
+        }
     }
 
     /// A zero-filled contiguous tensor.
@@ -45,7 +64,11 @@ impl HostTensor {
 
     /// The viewed elements in row-major order.
     pub fn read<T: Element>(&self) -> Vec<T> {
-        assert_eq!(self.desc.dtype, T::DTYPE as u32, "read with the wrong dtype");
+        assert_eq!(
+            self.desc.dtype,
+            T::DTYPE as u32,
+            "read with the wrong dtype"
+        );
         // SAFETY: a live buffer of this backend, nothing writes it meanwhile.
         let v = unsafe { crate::strided::View::<T>::new(&self.desc) }.expect("valid view");
         // SAFETY: as above.
@@ -76,7 +99,12 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 }
 
 /// Runs `op` on the CPU backend.
-pub fn run(op: OpId, params: Params, inputs: &[&HostTensor], outputs: &[&HostTensor]) -> Result<()> {
+pub fn run(
+    op: OpId,
+    params: Params,
+    inputs: &[&HostTensor],
+    outputs: &[&HostTensor],
+) -> Result<()> {
     let ins: Vec<SrTensorDesc> = inputs.iter().map(|t| t.desc).collect();
     let outs: Vec<SrTensorDesc> = outputs.iter().map(|t| t.desc).collect();
     let call = OpCall {

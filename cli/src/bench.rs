@@ -31,7 +31,13 @@ pub struct BenchArgs {
     child: bool,
 }
 
-type Case = (&'static str, String, f64, &'static str, Box<dyn Fn() -> sunrise::Result<()>>);
+type Case = (
+    &'static str,
+    String,
+    f64,
+    &'static str,
+    Box<dyn Fn() -> sunrise::Result<()>>,
+);
 
 fn time_median(f: &dyn Fn() -> sunrise::Result<()>, budget: Duration) -> sunrise::Result<f64> {
     f()?; // warm-up
@@ -57,23 +63,74 @@ fn cases() -> sunrise::Result<Vec<Case>> {
     let (ma, mb) = (r(&[512, 512], 7)?, r(&[512, 512], 8)?);
     let x = r(&[8, 64, 28, 28], 9)?;
     let w = r(&[64, 64, 3, 3], 10)?;
-    let conv = Conv2dOptions { padding: [1, 1], ..Default::default() };
+    let conv = Conv2dOptions {
+        padding: [1, 1],
+        ..Default::default()
+    };
     let conv_flops = 2.0 * 8.0 * 64.0 * 28.0 * 28.0 * 64.0 * 9.0;
     let bytes4 = |k: f64| k * 4.0;
     let mut v: Vec<Case> = Vec::new();
     let (a1, b1) = (a.clone(), b.clone());
-    v.push(("add", format!("f32[{n}]"), bytes4(3.0 * n as f64), "GB/s", Box::new(move || a1.add(&b1).map(drop))));
+    v.push((
+        "add",
+        format!("f32[{n}]"),
+        bytes4(3.0 * n as f64),
+        "GB/s",
+        Box::new(move || a1.add(&b1).map(drop)),
+    ));
     let a2 = a.clone();
-    v.push(("relu", format!("f32[{n}]"), bytes4(2.0 * n as f64), "GB/s", Box::new(move || a2.relu().map(drop))));
+    v.push((
+        "relu",
+        format!("f32[{n}]"),
+        bytes4(2.0 * n as f64),
+        "GB/s",
+        Box::new(move || a2.relu().map(drop)),
+    ));
     let a3 = a.clone();
-    v.push(("exp", format!("f32[{n}]"), bytes4(2.0 * n as f64), "GB/s", Box::new(move || a3.exp().map(drop))));
+    v.push((
+        "exp",
+        format!("f32[{n}]"),
+        bytes4(2.0 * n as f64),
+        "GB/s",
+        Box::new(move || a3.exp().map(drop)),
+    ));
     let m = m2.clone();
-    v.push(("sum_last", "f32[2048,2048]".into(), bytes4(2048.0 * 2048.0), "GB/s", Box::new(move || m.sum(&[-1], false).map(drop))));
+    v.push((
+        "sum_last",
+        "f32[2048,2048]".into(),
+        bytes4(2048.0 * 2048.0),
+        "GB/s",
+        Box::new(move || m.sum(&[-1], false).map(drop)),
+    ));
     let m = m2.clone();
-    v.push(("softmax", "f32[2048,2048]".into(), bytes4(2.0 * 2048.0 * 2048.0), "GB/s", Box::new(move || m.softmax(-1).map(drop))));
-    v.push(("layer_norm", "f32[4096,1024]".into(), bytes4(2.0 * 4096.0 * 1024.0), "GB/s", Box::new(move || ln.layer_norm(&g, &be, 1e-5).map(drop))));
-    v.push(("matmul", "512x512x512".into(), 2.0 * 512f64.powi(3), "GFLOP/s", Box::new(move || ma.matmul(&mb).map(drop))));
-    v.push(("conv2d", "N8 C64 28x28 K64 3x3".into(), conv_flops, "GFLOP/s", Box::new(move || x.conv2d(&w, None, &conv).map(drop))));
+    v.push((
+        "softmax",
+        "f32[2048,2048]".into(),
+        bytes4(2.0 * 2048.0 * 2048.0),
+        "GB/s",
+        Box::new(move || m.softmax(-1).map(drop)),
+    ));
+    v.push((
+        "layer_norm",
+        "f32[4096,1024]".into(),
+        bytes4(2.0 * 4096.0 * 1024.0),
+        "GB/s",
+        Box::new(move || ln.layer_norm(&g, &be, 1e-5).map(drop)),
+    ));
+    v.push((
+        "matmul",
+        "512x512x512".into(),
+        2.0 * 512f64.powi(3),
+        "GFLOP/s",
+        Box::new(move || ma.matmul(&mb).map(drop)),
+    ));
+    v.push((
+        "conv2d",
+        "N8 C64 28x28 K64 3x3".into(),
+        conv_flops,
+        "GFLOP/s",
+        Box::new(move || x.conv2d(&w, None, &conv).map(drop)),
+    ));
     Ok(v)
 }
 
@@ -102,7 +159,10 @@ fn child(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("{}", json!({"suite": "memory", "case": "memcpy f32[4194304]", "op": "memcpy", "isa": tier, "threads": threads, "value": memcpy_gbps(budget), "unit": "GB/s"}));
+    println!(
+        "{}",
+        json!({"suite": "memory", "case": "memcpy f32[4194304]", "op": "memcpy", "isa": tier, "threads": threads, "value": memcpy_gbps(budget), "unit": "GB/s"})
+    );
     for (op, case, work, unit, f) in list {
         if args.filter.as_deref().is_some_and(|flt| !op.contains(flt)) {
             continue;
@@ -112,7 +172,10 @@ fn child(args: &BenchArgs) -> ExitCode {
                 "{}",
                 json!({"suite": "ops", "op": op, "case": case, "isa": tier, "threads": threads, "seconds": t, "value": work / t / 1e9, "unit": unit})
             ),
-            Err(e) => println!("{}", json!({"suite": "ops", "op": op, "case": case, "isa": tier, "error": e.to_string()})),
+            Err(e) => println!(
+                "{}",
+                json!({"suite": "ops", "op": op, "case": case, "isa": tier, "error": e.to_string()})
+            ),
         }
     }
     ExitCode::SUCCESS
@@ -186,7 +249,11 @@ pub fn run(args: &BenchArgs) -> ExitCode {
         println!(
             "sunrise bench: {} thread(s); tiers {}; median of runs over {:.1} s per case",
             threads,
-            tiers.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+            tiers
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", "),
             args.seconds
         );
     }

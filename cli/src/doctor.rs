@@ -18,7 +18,12 @@ fn search_json(s: &SearchPath) -> Value {
 
 fn candidate_json(c: &Candidate) -> Value {
     match &c.outcome {
-        Outcome::Loaded { name, score, abi_minor, devices } => json!({
+        Outcome::Loaded {
+            name,
+            score,
+            abi_minor,
+            devices,
+        } => json!({
             "path": c.path.display().to_string(),
             "status": "loaded",
             "name": name,
@@ -97,18 +102,36 @@ fn report(reg: &Registry, request: &str) -> (Value, bool) {
 
 fn print_text(v: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-    println!("sunrise {} (backend ABI {})", s(&v["version"]), s(&v["abi"]));
+    println!(
+        "sunrise {} (backend ABI {})",
+        s(&v["version"]),
+        s(&v["abi"])
+    );
     let cpu = &v["cpu"];
-    println!("\nCPU tier: {} (detected: {}; {} threads)", s(&cpu["tier"]), s(&cpu["detected"]), cpu["threads"]);
+    println!(
+        "\nCPU tier: {} (detected: {}; {} threads)",
+        s(&cpu["tier"]),
+        s(&cpu["detected"]),
+        cpu["threads"]
+    );
     println!("  why: {}", s(&cpu["reason"]));
     println!("\nPlugin search (in order):");
     match v["system_dir"].as_str() {
         Some(d) => println!("  system directory compiled in: {d}"),
-        None => println!("  no system directory compiled in (SUNRISE_BACKEND_DIR was unset at build time)"),
+        None => println!(
+            "  no system directory compiled in (SUNRISE_BACKEND_DIR was unset at build time)"
+        ),
     }
     for p in v["searched"].as_array().into_iter().flatten() {
-        let state = if p["exists"].as_bool() == Some(true) { "" } else { "  [absent]" };
-        let note = p["note"].as_str().map(|n| format!("  ({n})")).unwrap_or_default();
+        let state = if p["exists"].as_bool() == Some(true) {
+            ""
+        } else {
+            "  [absent]"
+        };
+        let note = p["note"]
+            .as_str()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
         println!("  {:<24} {}{state}{note}", s(&p["origin"]), s(&p["path"]));
     }
     println!("\nCandidates:");
@@ -118,9 +141,20 @@ fn print_text(v: &Value) {
     }
     for c in cands {
         if c["status"] == "loaded" {
-            println!("  loaded   {} -> backend {:?}, ABI {}, {} device(s)", s(&c["path"]), s(&c["name"]), s(&c["abi"]), c["devices"]);
+            println!(
+                "  loaded   {} -> backend {:?}, ABI {}, {} device(s)",
+                s(&c["path"]),
+                s(&c["name"]),
+                s(&c["abi"]),
+                c["devices"]
+            );
         } else {
-            println!("  skipped  {}: [{}] {}", s(&c["path"]), s(&c["kind"]), s(&c["reason"]));
+            println!(
+                "  skipped  {}: [{}] {}",
+                s(&c["path"]),
+                s(&c["kind"]),
+                s(&c["reason"])
+            );
             if let Some(comp) = c["component"].as_str() {
                 println!("           missing: {comp}");
             }
@@ -130,7 +164,10 @@ fn print_text(v: &Value) {
         }
     }
     for p in v["shadowed_cpu_plugins"].as_array().into_iter().flatten() {
-        println!("  note     {} is a cpu plugin; the built-in cpu backend takes precedence", s(p));
+        println!(
+            "  note     {} is a cpu plugin; the built-in cpu backend takes precedence",
+            s(p)
+        );
     }
     println!("\nDevices:");
     for d in v["devices"].as_array().into_iter().flatten() {
@@ -159,7 +196,11 @@ fn print_text(v: &Value) {
     println!();
     match v["selected"].as_str() {
         Some(d) => println!("Requested device {:?}: OK, using {d}", s(&v["requested"])),
-        None => println!("Requested device {:?}: UNUSABLE: {}", s(&v["requested"]), s(&v["error"])),
+        None => println!(
+            "Requested device {:?}: UNUSABLE: {}",
+            s(&v["requested"]),
+            s(&v["error"])
+        ),
     }
 }
 

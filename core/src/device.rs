@@ -38,8 +38,10 @@ impl std::fmt::Display for Device {
 impl PartialEq for Device {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-            || (std::ptr::addr_eq(Arc::as_ptr(&self.inner.backend), Arc::as_ptr(&other.inner.backend))
-                && self.inner.ordinal == other.inner.ordinal)
+            || (std::ptr::addr_eq(
+                Arc::as_ptr(&self.inner.backend),
+                Arc::as_ptr(&other.inner.backend),
+            ) && self.inner.ordinal == other.inner.ordinal)
     }
 }
 
@@ -65,12 +67,25 @@ impl Device {
 
     /// Wraps device `ordinal` of any backend (for tests and embedders that
     /// load a backend themselves). `label` is how it prints, e.g. `cuda:0`.
-    pub fn from_backend(backend: Arc<dyn Backend>, ordinal: u32, label: impl Into<String>) -> Device {
+    pub fn from_backend(
+        backend: Arc<dyn Backend>,
+        ordinal: u32,
+        label: impl Into<String>,
+    ) -> Device {
         Self::make(backend, ordinal, label.into(), false)
     }
 
-    pub(crate) fn make(backend: Arc<dyn Backend>, ordinal: u32, label: String, builtin_cpu: bool) -> Device {
-        let supported = backend.supported_ops().iter().map(|p| (p.op, p.dtype)).collect();
+    pub(crate) fn make(
+        backend: Arc<dyn Backend>,
+        ordinal: u32,
+        label: String,
+        builtin_cpu: bool,
+    ) -> Device {
+        let supported = backend
+            .supported_ops()
+            .iter()
+            .map(|p| (p.op, p.dtype))
+            .collect();
         Device {
             inner: Arc::new(Inner {
                 backend,

@@ -11,7 +11,9 @@ mod sealed {
 }
 
 /// A host element type: `f32`, `f64`, `i64`, `u8`.
-pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+pub trait Element:
+    sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static
+{
     /// Its dtype.
     const DTYPE: DType;
 
@@ -19,14 +21,21 @@ pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Deb
     fn as_bytes(data: &[Self]) -> &[u8] {
         // SAFETY: every implementor is a plain number with no padding, so
         // its memory is initialised bytes; the length covers the slice.
-        unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
+        unsafe {
+            std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data))
+        }
     }
 
     /// The elements' bytes, writable.
     fn as_bytes_mut(data: &mut [Self]) -> &mut [u8] {
         // SAFETY: as `as_bytes`; every byte pattern is a valid value of
         // each implementor (f32, f64, i64, u8).
-        unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr() as *mut u8, std::mem::size_of_val(data)) }
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                data.as_mut_ptr() as *mut u8,
+                std::mem::size_of_val(data),
+            )
+        }
     }
 }
 

@@ -111,7 +111,7 @@ pub enum Error {
         op: String,
         /// The backend's report.
         #[source]
-        source: BackendError,
+        source: Box<BackendError>,
     },
 }
 
@@ -137,7 +137,7 @@ impl Error {
         Error::Backend {
             backend: backend.to_string(),
             op: op.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }

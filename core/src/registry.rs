@@ -48,7 +48,11 @@ impl Request {
             }
             None => (s, None),
         };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(Error::DeviceUnavailable {
                 requested: s.to_string(),
                 reason: "not a device name".into(),
@@ -206,7 +210,10 @@ impl Registry {
         if !mine.is_empty() {
             return Err(Error::DeviceUnavailable {
                 requested: request.into(),
-                reason: format!("backend {backend} has {} device(s), no index {ord}", mine.len()),
+                reason: format!(
+                    "backend {backend} has {} device(s), no index {ord}",
+                    mine.len()
+                ),
                 hint: None,
             });
         }
@@ -215,12 +222,16 @@ impl Registry {
 
     fn why_missing(&self, request: &str, backend: &str) -> Error {
         let file = format!("libsunrise_backend_{backend}.so");
-        let skipped = self.discovery.candidates.iter().find_map(|c| match &c.outcome {
-            Outcome::Skipped(r) if c.path.file_name().is_some_and(|f| f == file.as_str()) => {
-                Some((c.path.clone(), r.clone()))
-            }
-            _ => None,
-        });
+        let skipped = self
+            .discovery
+            .candidates
+            .iter()
+            .find_map(|c| match &c.outcome {
+                Outcome::Skipped(r) if c.path.file_name().is_some_and(|f| f == file.as_str()) => {
+                    Some((c.path.clone(), r.clone()))
+                }
+                _ => None,
+            });
         if let Some((path, r)) = skipped {
             let mut reason = format!("{} was found but skipped: {}", path.display(), r.message);
             if let Some(c) = &r.component {
@@ -242,7 +253,11 @@ impl Registry {
             requested: request.into(),
             reason: format!(
                 "no backend plugin named {backend:?} ({file}) was found; searched: {}",
-                if searched.is_empty() { "nothing".into() } else { searched.join(", ") }
+                if searched.is_empty() {
+                    "nothing".into()
+                } else {
+                    searched.join(", ")
+                }
             ),
             hint: Some(if backend == "cuda" {
                 "install the package sunrise-backend-cuda (Debian contrib), or point SUNRISE_BACKEND_PATH at libsunrise_backend_cuda.so".into()
@@ -262,7 +277,9 @@ pub(crate) fn count_fallback(backend: &str, op: &str) {
 /// Ops that fell back to the CPU so far: `(backend, op, count)`.
 pub fn fallback_counts() -> Vec<(String, String, u64)> {
     let m = FALLBACKS.lock().unwrap_or_else(|e| e.into_inner());
-    m.iter().map(|((b, o), n)| (b.clone(), o.clone(), *n)).collect()
+    m.iter()
+        .map(|((b, o), n)| (b.clone(), o.clone(), *n))
+        .collect()
 }
 
 #[cfg(test)]
@@ -275,7 +292,10 @@ mod tests {
         assert_eq!(Request::parse("AUTO").unwrap(), Request::Auto);
         assert_eq!(
             Request::parse("cuda:1").unwrap(),
-            Request::Named { backend: "cuda".into(), ordinal: Some(1) }
+            Request::Named {
+                backend: "cuda".into(),
+                ordinal: Some(1)
+            }
         );
         assert!(Request::parse("cuda:x").is_err());
         assert!(Request::parse("../x").is_err());

@@ -55,8 +55,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for k in 0..rank {
-        let da = if k + a.len() >= rank { a[k + a.len() - rank] } else { 1 };
-        let db = if k + b.len() >= rank { b[k + b.len() - rank] } else { 1 };
+        let da = if k + a.len() >= rank {
+            a[k + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if k + b.len() >= rank {
+            b[k + b.len() - rank]
+        } else {
+            1
+        };
         out[k] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -159,11 +167,17 @@ impl Layout {
     pub fn permute(&self, op: &'static str, perm: &[usize]) -> Result<Layout> {
         let mut seen = vec![false; self.rank()];
         if perm.len() != self.rank() {
-            return Err(Error::invalid(op, format!("permutation {perm:?} for rank {}", self.rank())));
+            return Err(Error::invalid(
+                op,
+                format!("permutation {perm:?} for rank {}", self.rank()),
+            ));
         }
         for &p in perm {
             if p >= self.rank() || seen[p] {
-                return Err(Error::invalid(op, format!("{perm:?} is not a permutation of 0..{}", self.rank())));
+                return Err(Error::invalid(
+                    op,
+                    format!("{perm:?} is not a permutation of 0..{}", self.rank()),
+                ));
             }
             seen[p] = true;
         }
@@ -250,7 +264,9 @@ mod tests {
         assert_eq!(broadcast_shapes("t", &[3, 1], &[4]).unwrap(), vec![3, 4]);
         assert_eq!(broadcast_shapes("t", &[], &[2, 2]).unwrap(), vec![2, 2]);
         assert!(broadcast_shapes("t", &[3], &[4]).is_err());
-        let l = Layout::contiguous(&[3, 1]).broadcast_to("t", &[2, 3, 4]).unwrap();
+        let l = Layout::contiguous(&[3, 1])
+            .broadcast_to("t", &[2, 3, 4])
+            .unwrap();
         assert_eq!(l.strides, vec![0, 1, 0]);
     }
 
@@ -263,7 +279,11 @@ mod tests {
         assert_eq!(r.strides, vec![4, 12, 2, 1]);
         let m = l.permute("t", &[0, 2, 1]).unwrap(); // [2,4,3] strides [12,1,4]
         assert_eq!(m.reshaped(&[2, 12]), None);
-        let s = Layout { shape: vec![2, 3], strides: vec![8, 1], offset: 1 };
+        let s = Layout {
+            shape: vec![2, 3],
+            strides: vec![8, 1],
+            offset: 1,
+        };
         assert_eq!(s.reshaped(&[6]), None);
         assert_eq!(s.reshaped(&[2, 1, 3]).unwrap().strides, vec![8, 0, 1]);
         assert_eq!(Layout::contiguous(&[4, 1]).span(), 4);

@@ -185,7 +185,7 @@ impl Tensor {
         let n = self.numel();
         let out: Vec<usize> = match unknown {
             0 => shape.to_vec(),
-            1 if known > 0 && n % known == 0 => shape
+            1 if known > 0 && n.is_multiple_of(known) => shape
                 .iter()
                 .map(|&d| if d == usize::MAX { n / known } else { d })
                 .collect(),
@@ -230,7 +230,10 @@ impl Tensor {
     /// Transpose of the last two dims.
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(Error::invalid("t", format!("needs rank >= 2, got {}", self.rank())));
+            return Err(Error::invalid(
+                "t",
+                format!("needs rank >= 2, got {}", self.rank()),
+            ));
         }
         self.transpose(-2, -1)
     }
@@ -308,7 +311,10 @@ impl Tensor {
     /// The one element of a tensor with one element, as f64.
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(Error::invalid("item", format!("tensor has {} elements, not 1", self.numel())));
+            return Err(Error::invalid(
+                "item",
+                format!("tensor has {} elements, not 1", self.numel()),
+            ));
         }
         Ok(match self.dtype {
             DType::F32 => self.to_vec::<f32>()?[0] as f64,
@@ -323,7 +329,11 @@ impl Tensor {
         if device == self.device() {
             return Ok(self.clone());
         }
-        let src = if self.is_contiguous() || self.device().supports(sunrise_backend_api::OpId::Copy, self.dtype) {
+        let src = if self.is_contiguous()
+            || self
+                .device()
+                .supports(sunrise_backend_api::OpId::Copy, self.dtype)
+        {
             self.contiguous()?
         } else {
             // The source backend cannot gather: bring the spanned bytes to
@@ -349,18 +359,23 @@ impl Tensor {
     pub(crate) fn raw_bytes(&self) -> Result<Vec<u8>> {
         debug_assert!(self.is_contiguous());
         let mut bytes = vec![0u8; self.numel() * self.dtype.size()];
-        self.storage.read(self.layout.offset * self.dtype.size(), &mut bytes)?;
+        self.storage
+            .read(self.layout.offset * self.dtype.size(), &mut bytes)?;
         Ok(bytes)
     }
 
     /// Overwrites the elements of a contiguous tensor with raw bytes.
     pub(crate) fn write_raw_bytes(&self, bytes: &[u8]) -> Result<()> {
         debug_assert!(self.is_contiguous() && bytes.len() == self.numel() * self.dtype.size());
-        self.storage.write(self.layout.offset * self.dtype.size(), bytes)
+        self.storage
+            .write(self.layout.offset * self.dtype.size(), bytes)
     }
 
     /// A tensor from an `ndarray` array.
-    pub fn from_ndarray<T: Element, S, D>(a: &ndarray::ArrayBase<S, D>, device: &Device) -> Result<Tensor>
+    pub fn from_ndarray<T: Element, S, D>(
+        a: &ndarray::ArrayBase<S, D>,
+        device: &Device,
+    ) -> Result<Tensor>
     where
         S: ndarray::Data<Elem = T>,
         D: ndarray::Dimension,

@@ -27,7 +27,7 @@ fn data(rng: &mut Rng, n: usize, lo: f64, hi: f64, special: bool) -> Vec<f32> {
     ];
     (0..n)
         .map(|_| {
-            if special && rng.next_u64() % 8 == 0 {
+            if special && rng.next_u64().is_multiple_of(8) {
                 specials[(rng.next_u64() % specials.len() as u64) as usize]
             } else {
                 rng.uniform(lo, hi) as f32

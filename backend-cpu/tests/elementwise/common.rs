@@ -96,7 +96,8 @@ pub(crate) fn assert_gaps_untouched<T: Element + PartialEq>(o: &Operand<T>, what
     if let Layout::Sliced = layout_of(o) {
         let now = whole(o);
         for (k, (a, b)) in now.iter().zip(&o.backing).enumerate() {
-            let inside = k >= 3 && ((k - 3) % (2 * N + 1)) % 2 == 0 && (k - 3) / (2 * N + 1) < M;
+            let inside =
+                k >= 3 && ((k - 3) % (2 * N + 1)).is_multiple_of(2) && (k - 3) / (2 * N + 1) < M;
             if !inside {
                 assert!(a == b, "{what}: gap element {k} was overwritten");
             }

@@ -61,7 +61,9 @@ fn out_extent(op: &'static str, n: usize, k: usize, s: usize, p: usize, d: usize
     if s == 0 || d == 0 || k == 0 || n + 2 * p < span {
         return Err(Error::invalid(
             op,
-            format!("input {n} with window {k}, stride {s}, padding {p}, dilation {d} gives no output"),
+            format!(
+                "input {n} with window {k}, stride {s}, padding {p}, dilation {d} gives no output"
+            ),
         ));
     }
     Ok((n + 2 * p - span) / s + 1)
@@ -82,17 +84,34 @@ impl Conv2dOptions {
     /// Output shape of a convolution of `x` by `w`, after checking both.
     pub fn output_shape(&self, op: &'static str, x: &[usize], w: &[usize]) -> Result<Vec<usize>> {
         if x.len() != 4 || w.len() != 4 {
-            return Err(Error::shape(op, format!("x {x:?} and w {w:?} must both be rank 4 (NCHW, KCRS)")));
+            return Err(Error::shape(
+                op,
+                format!("x {x:?} and w {w:?} must both be rank 4 (NCHW, KCRS)"),
+            ));
         }
         let g = self.groups;
-        if g == 0 || x[1] % g != 0 || w[0] % g != 0 || w[1] * g != x[1] {
+        if g == 0 || !x[1].is_multiple_of(g) || !w[0].is_multiple_of(g) || w[1] * g != x[1] {
             return Err(Error::shape(
                 op,
                 format!("groups {g}: x has {} channels, w is {w:?}", x[1]),
             ));
         }
-        let h = out_extent(op, x[2], w[2], self.stride[0], self.padding[0], self.dilation[0])?;
-        let wd = out_extent(op, x[3], w[3], self.stride[1], self.padding[1], self.dilation[1])?;
+        let h = out_extent(
+            op,
+            x[2],
+            w[2],
+            self.stride[0],
+            self.padding[0],
+            self.dilation[0],
+        )?;
+        let wd = out_extent(
+            op,
+            x[3],
+            w[3],
+            self.stride[1],
+            self.padding[1],
+            self.dilation[1],
+        )?;
         Ok(vec![x[0], w[0], h, wd])
     }
 }
@@ -116,7 +135,10 @@ impl Pool2dOptions {
         }
         for k in 0..2 {
             if 2 * self.padding[k] > self.kernel[k] {
-                return Err(Error::invalid(op, "padding must be at most half the window"));
+                return Err(Error::invalid(
+                    op,
+                    "padding must be at most half the window",
+                ));
             }
         }
         let h = out_extent(op, x[2], self.kernel[0], self.stride[0], self.padding[0], 1)?;
@@ -128,7 +150,12 @@ impl Pool2dOptions {
 impl Tensor {
     /// Convolution of `self` (NCHW) by `weight` (K, C/groups, R, S), plus an
     /// optional `bias` (K).
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        opts: &Conv2dOptions,
+    ) -> Result<Tensor> {
         self.expect_float("conv2d")?;
         weight.expect_dtype("conv2d", self.dtype())?;
         let shape = opts.output_shape("conv2d", self.shape(), weight.shape())?;
@@ -137,7 +164,10 @@ impl Tensor {
             Some(b) => {
                 b.expect_dtype("conv2d", self.dtype())?;
                 if b.shape() != [shape[1]] {
-                    return Err(Error::shape("conv2d", format!("bias {:?} must be [{}]", b.shape(), shape[1])));
+                    return Err(Error::shape(
+                        "conv2d",
+                        format!("bias {:?} must be [{}]", b.shape(), shape[1]),
+                    ));
                 }
                 run(OpId::Conv2d, opts.params(), &[self, weight, b], &[&out])?;
             }
@@ -147,25 +177,46 @@ impl Tensor {
     }
 
     /// Gradient of a convolution with respect to its input of `x_shape`.
-    pub fn conv2d_backward_data(dy: &Tensor, weight: &Tensor, x_shape: &[usize], opts: &Conv2dOptions) -> Result<Tensor> {
+    pub fn conv2d_backward_data(
+        dy: &Tensor,
+        weight: &Tensor,
+        x_shape: &[usize],
+        opts: &Conv2dOptions,
+    ) -> Result<Tensor> {
         dy.expect_float("conv2d_backward_data")?;
         weight.expect_dtype("conv2d_backward_data", dy.dtype())?;
         let y = opts.output_shape("conv2d_backward_data", x_shape, weight.shape())?;
         if dy.shape() != y.as_slice() {
-            return Err(Error::shape("conv2d_backward_data", format!("dy {:?} must be {y:?}", dy.shape())));
+            return Err(Error::shape(
+                "conv2d_backward_data",
+                format!("dy {:?} must be {y:?}", dy.shape()),
+            ));
         }
         let dx = Tensor::alloc(x_shape, dy.dtype(), dy.device())?;
-        run(OpId::Conv2dBackwardData, opts.params(), &[dy, weight], &[&dx])?;
+        run(
+            OpId::Conv2dBackwardData,
+            opts.params(),
+            &[dy, weight],
+            &[&dx],
+        )?;
         Ok(dx)
     }
 
     /// Gradient of a convolution with respect to its weight of `w_shape`.
-    pub fn conv2d_backward_filter(x: &Tensor, dy: &Tensor, w_shape: &[usize], opts: &Conv2dOptions) -> Result<Tensor> {
+    pub fn conv2d_backward_filter(
+        x: &Tensor,
+        dy: &Tensor,
+        w_shape: &[usize],
+        opts: &Conv2dOptions,
+    ) -> Result<Tensor> {
         x.expect_float("conv2d_backward_filter")?;
         dy.expect_dtype("conv2d_backward_filter", x.dtype())?;
         let y = opts.output_shape("conv2d_backward_filter", x.shape(), w_shape)?;
         if dy.shape() != y.as_slice() {
-            return Err(Error::shape("conv2d_backward_filter", format!("dy {:?} must be {y:?}", dy.shape())));
+            return Err(Error::shape(
+                "conv2d_backward_filter",
+                format!("dy {:?} must be {y:?}", dy.shape()),
+            ));
         }
         let dw = Tensor::alloc(w_shape, x.dtype(), x.device())?;
         run(OpId::Conv2dBackwardFilter, opts.params(), &[x, dy], &[&dw])?;
@@ -195,7 +246,10 @@ impl Tensor {
         let y = opts.output_shape("max_pool2d_backward", x.shape())?;
         dy.expect_dtype("max_pool2d_backward", x.dtype())?;
         if dy.shape() != y.as_slice() {
-            return Err(Error::shape("max_pool2d_backward", format!("dy {:?} must be {y:?}", dy.shape())));
+            return Err(Error::shape(
+                "max_pool2d_backward",
+                format!("dy {:?} must be {y:?}", dy.shape()),
+            ));
         }
         let dx = Tensor::alloc(x.shape(), x.dtype(), x.device())?;
         run(OpId::MaxPool2dBackward, opts.params(), &[x, dy], &[&dx])?;
@@ -203,11 +257,18 @@ impl Tensor {
     }
 
     /// Gradient of average pooling for an input of `x_shape`.
-    pub fn avg_pool2d_backward(dy: &Tensor, x_shape: &[usize], opts: &Pool2dOptions) -> Result<Tensor> {
+    pub fn avg_pool2d_backward(
+        dy: &Tensor,
+        x_shape: &[usize],
+        opts: &Pool2dOptions,
+    ) -> Result<Tensor> {
         dy.expect_float("avg_pool2d_backward")?;
         let y = opts.output_shape("avg_pool2d_backward", x_shape)?;
         if dy.shape() != y.as_slice() {
-            return Err(Error::shape("avg_pool2d_backward", format!("dy {:?} must be {y:?}", dy.shape())));
+            return Err(Error::shape(
+                "avg_pool2d_backward",
+                format!("dy {:?} must be {y:?}", dy.shape()),
+            ));
         }
         let dx = Tensor::alloc(x_shape, dy.dtype(), dy.device())?;
         run(OpId::AvgPool2dBackward, opts.params(), &[dy], &[&dx])?;
@@ -217,7 +278,10 @@ impl Tensor {
     /// Mean over H and W of an NCHW tensor, keeping them as 1x1.
     pub fn global_avg_pool2d(&self) -> Result<Tensor> {
         if self.rank() != 4 {
-            return Err(Error::shape("global_avg_pool2d", format!("{:?} must be rank 4", self.shape())));
+            return Err(Error::shape(
+                "global_avg_pool2d",
+                format!("{:?} must be rank 4", self.shape()),
+            ));
         }
         self.mean(&[2, 3], true)
     }

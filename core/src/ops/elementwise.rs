@@ -84,7 +84,11 @@ fn binary(op: OpId, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         });
     }
     let shape = broadcast_shapes(op.name(), a.shape(), b.shape())?;
-    let out_dtype = if op.is_comparison() { DType::U8 } else { a.dtype() };
+    let out_dtype = if op.is_comparison() {
+        DType::U8
+    } else {
+        a.dtype()
+    };
     let (a, b) = (a.broadcast_to(&shape)?, b.broadcast_to(&shape)?);
     let out = Tensor::alloc(&shape, out_dtype, a.device())?;
     run(op, Params::None, &[&a, &b], &[&out])?;
@@ -228,7 +232,11 @@ impl Tensor {
         b.expect_dtype("where", a.dtype())?;
         let s = broadcast_shapes("where", a.shape(), b.shape())?;
         let s = broadcast_shapes("where", mask.shape(), &s)?;
-        let (m, a, b) = (mask.broadcast_to(&s)?, a.broadcast_to(&s)?, b.broadcast_to(&s)?);
+        let (m, a, b) = (
+            mask.broadcast_to(&s)?,
+            a.broadcast_to(&s)?,
+            b.broadcast_to(&s)?,
+        );
         let out = Tensor::alloc(&s, a.dtype(), a.device())?;
         run(OpId::Where, Params::None, &[&m, &a, &b], &[&out])?;
         Ok(out)
@@ -257,8 +265,17 @@ impl Tensor {
     pub fn assign(&self, src: &Tensor) -> Result<()> {
         src.expect_dtype("assign", self.dtype())?;
         let src = src.broadcast_to(self.shape())?;
-        if self.layout().strides.iter().zip(self.shape()).any(|(&s, &n)| s == 0 && n > 1) {
-            return Err(Error::invalid("assign", "cannot write into a broadcast view"));
+        if self
+            .layout()
+            .strides
+            .iter()
+            .zip(self.shape())
+            .any(|(&s, &n)| s == 0 && n > 1)
+        {
+            return Err(Error::invalid(
+                "assign",
+                "cannot write into a broadcast view",
+            ));
         }
         run(OpId::Copy, Params::None, &[&src], &[self])
     }
@@ -288,7 +305,11 @@ impl Tensor {
             if !ok {
                 return Err(Error::shape(
                     "concat",
-                    format!("{:?} does not match {:?} off axis {ax}", t.shape(), first.shape()),
+                    format!(
+                        "{:?} does not match {:?} off axis {ax}",
+                        t.shape(),
+                        first.shape()
+                    ),
                 ));
             }
             shape[ax] += t.shape()[ax];

@@ -17,17 +17,33 @@ impl Tensor {
         }
         self.expect_float("matmul")?;
         other.expect_dtype("matmul", self.dtype())?;
-        let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
-        let b = if other.rank() == 1 { other.unsqueeze(1)? } else { other.clone() };
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if other.rank() == 1 {
+            other.unsqueeze(1)?
+        } else {
+            other.clone()
+        };
         let (m, k) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
         let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
         if k != k2 {
             return Err(Error::shape(
                 "matmul",
-                format!("{:?} @ {:?}: inner dimensions {k} and {k2} differ", self.shape(), other.shape()),
+                format!(
+                    "{:?} @ {:?}: inner dimensions {k} and {k2} differ",
+                    self.shape(),
+                    other.shape()
+                ),
             ));
         }
-        let batch = broadcast_shapes("matmul", &a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2])?;
+        let batch = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.rank() - 2],
+            &b.shape()[..b.rank() - 2],
+        )?;
         let with = |tail: [usize; 2]| -> Vec<usize> { batch.iter().copied().chain(tail).collect() };
         let a = a.broadcast_to(&with([m, k]))?;
         let b = b.broadcast_to(&with([k, n]))?;

@@ -57,7 +57,13 @@ pub(crate) fn run(op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tens
     fallback(device, op, params, inputs, outputs)
 }
 
-fn execute_on(device: &Device, op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+fn execute_on(
+    device: &Device,
+    op: OpId,
+    params: Params,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+) -> Result<()> {
     let ins: Vec<SrTensorDesc> = inputs.iter().map(|t| t.desc()).collect();
     let outs: Vec<SrTensorDesc> = outputs.iter().map(|t| t.desc()).collect();
     let call = OpCall {
@@ -73,9 +79,18 @@ fn execute_on(device: &Device, op: OpId, params: Params, inputs: &[&Tensor], out
         .map_err(|e| Error::backend(device.backend().name(), op.name(), e))
 }
 
-fn fallback(device: &Device, op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+fn fallback(
+    device: &Device,
+    op: OpId,
+    params: Params,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+) -> Result<()> {
     crate::registry::count_fallback(device.backend().name(), op.name());
-    tracing::debug!("{op} is not implemented by {}: running it on the CPU", device.backend().name());
+    tracing::debug!(
+        "{op} is not implemented by {}: running it on the CPU",
+        device.backend().name()
+    );
     let cpu = Device::cpu();
     let ins: Vec<Tensor> = inputs.iter().map(|t| t.to(&cpu)).collect::<Result<_>>()?;
     let outs: Vec<Tensor> = outputs.iter().map(|t| t.to(&cpu)).collect::<Result<_>>()?;

@@ -38,8 +38,11 @@ fn axis_params(axis: usize) -> Params {
 }
 
 fn norm_params(eps: f64, axis: usize, training: bool) -> Result<Params> {
-    if !(eps >= 0.0) || !eps.is_finite() {
-        return Err(Error::invalid("norm", format!("eps {eps} must be finite and >= 0")));
+    if !eps.is_finite() || eps < 0.0 {
+        return Err(Error::invalid(
+            "norm",
+            format!("eps {eps} must be finite and >= 0"),
+        ));
     }
     Ok(Params::Norm(NormParams {
         struct_size: NormParams::SIZE,
@@ -52,7 +55,10 @@ fn norm_params(eps: f64, axis: usize, training: bool) -> Result<Params> {
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     b.expect_dtype(op, a.dtype())?;
     if a.shape() != b.shape() {
-        return Err(Error::shape(op, format!("{:?} and {:?} differ", a.shape(), b.shape())));
+        return Err(Error::shape(
+            op,
+            format!("{:?} and {:?} differ", a.shape(), b.shape()),
+        ));
     }
     Ok(())
 }
@@ -95,12 +101,20 @@ impl Tensor {
         Self::softmax_like_backward(OpId::LogSoftmaxBackward, y, dy, axis)
     }
 
-    fn layer_norm_stats_shape(&self, op: &'static str, gamma: &Tensor) -> Result<(usize, Vec<usize>)> {
+    fn layer_norm_stats_shape(
+        &self,
+        op: &'static str,
+        gamma: &Tensor,
+    ) -> Result<(usize, Vec<usize>)> {
         let k = gamma.rank();
         if k == 0 || k > self.rank() || self.shape()[self.rank() - k..] != *gamma.shape() {
             return Err(Error::shape(
                 op,
-                format!("gamma {:?} must equal the trailing dims of x {:?}", gamma.shape(), self.shape()),
+                format!(
+                    "gamma {:?} must equal the trailing dims of x {:?}",
+                    gamma.shape(),
+                    self.shape()
+                ),
             ));
         }
         let mut stats = self.shape().to_vec();
@@ -118,7 +132,12 @@ impl Tensor {
         let y = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
         let mean = Tensor::alloc(&stats, self.dtype(), self.device())?;
         let rstd = Tensor::alloc(&stats, self.dtype(), self.device())?;
-        run(OpId::LayerNorm, norm_params(eps, k, true)?, &[self, gamma, beta], &[&y, &mean, &rstd])?;
+        run(
+            OpId::LayerNorm,
+            norm_params(eps, k, true)?,
+            &[self, gamma, beta],
+            &[&y, &mean, &rstd],
+        )?;
         Ok(LayerNormOutput { y, mean, rstd })
     }
 
@@ -136,38 +155,62 @@ impl Tensor {
         gamma.expect_dtype("layer_norm_backward", x.dtype())?;
         let (k, stats) = x.layer_norm_stats_shape("layer_norm_backward", gamma)?;
         if mean.shape() != stats.as_slice() {
-            return Err(Error::shape("layer_norm_backward", format!("mean {:?} must be {stats:?}", mean.shape())));
+            return Err(Error::shape(
+                "layer_norm_backward",
+                format!("mean {:?} must be {stats:?}", mean.shape()),
+            ));
         }
         let dx = Tensor::alloc(x.shape(), x.dtype(), x.device())?;
         let dg = Tensor::alloc(gamma.shape(), x.dtype(), x.device())?;
         let db = Tensor::alloc(gamma.shape(), x.dtype(), x.device())?;
         let p = norm_params(eps, k, true)?;
-        run(OpId::LayerNormBackward, p, &[x, gamma, mean, rstd, dy], &[&dx, &dg, &db])?;
+        run(
+            OpId::LayerNormBackward,
+            p,
+            &[x, gamma, mean, rstd, dy],
+            &[&dx, &dg, &db],
+        )?;
         Ok((dx, dg, db))
     }
 
     fn check_channels(&self, op: &'static str, per_channel: &[&Tensor]) -> Result<()> {
         self.expect_float(op)?;
         if self.rank() < 2 {
-            return Err(Error::shape(op, format!("x {:?} must be [N, C, ...]", self.shape())));
+            return Err(Error::shape(
+                op,
+                format!("x {:?} must be [N, C, ...]", self.shape()),
+            ));
         }
         for t in per_channel {
             t.expect_dtype(op, self.dtype())?;
             if t.shape() != [self.shape()[1]] {
-                return Err(Error::shape(op, format!("{:?} must be [{}]", t.shape(), self.shape()[1])));
+                return Err(Error::shape(
+                    op,
+                    format!("{:?} must be [{}]", t.shape(), self.shape()[1]),
+                ));
             }
         }
         Ok(())
     }
 
     /// Batch normalisation with batch statistics (training mode).
-    pub fn batch_norm_train(&self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<BatchNormOutput> {
+    pub fn batch_norm_train(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+    ) -> Result<BatchNormOutput> {
         self.check_channels("batch_norm", &[gamma, beta])?;
         let c = [self.shape()[1]];
         let y = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
         let mean = Tensor::alloc(&c, self.dtype(), self.device())?;
         let rstd = Tensor::alloc(&c, self.dtype(), self.device())?;
-        run(OpId::BatchNorm, norm_params(eps, 1, true)?, &[self, gamma, beta], &[&y, &mean, &rstd])?;
+        run(
+            OpId::BatchNorm,
+            norm_params(eps, 1, true)?,
+            &[self, gamma, beta],
+            &[&y, &mean, &rstd],
+        )?;
         Ok(BatchNormOutput { y, mean, rstd })
     }
 
@@ -183,7 +226,12 @@ impl Tensor {
         self.check_channels("batch_norm", &[gamma, beta, running_mean, running_var])?;
         let y = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
         let p = norm_params(eps, 1, false)?;
-        run(OpId::BatchNorm, p, &[self, gamma, beta, running_mean, running_var], &[&y])?;
+        run(
+            OpId::BatchNorm,
+            p,
+            &[self, gamma, beta, running_mean, running_var],
+            &[&y],
+        )?;
         Ok(y)
     }
 
@@ -203,11 +251,21 @@ impl Tensor {
         let dg = Tensor::alloc(&c, x.dtype(), x.device())?;
         let db = Tensor::alloc(&c, x.dtype(), x.device())?;
         let p = norm_params(eps, 1, true)?;
-        run(OpId::BatchNormBackward, p, &[x, gamma, mean, rstd, dy], &[&dx, &dg, &db])?;
+        run(
+            OpId::BatchNormBackward,
+            p,
+            &[x, gamma, mean, rstd, dy],
+            &[&dx, &dg, &db],
+        )?;
         Ok((dx, dg, db))
     }
 
-    fn index_shape(op: &'static str, table: &[usize], axis: usize, index: &Tensor) -> Result<Vec<usize>> {
+    fn index_shape(
+        op: &'static str,
+        table: &[usize],
+        axis: usize,
+        index: &Tensor,
+    ) -> Result<Vec<usize>> {
         index.expect_dtype(op, DType::I64)?;
         let shape: Vec<usize> = table[..axis]
             .iter()
@@ -235,7 +293,10 @@ impl Tensor {
         src.expect_dtype("index_add", self.dtype())?;
         let shape = Self::index_shape("index_add", self.shape(), a, index)?;
         if src.shape() != shape.as_slice() {
-            return Err(Error::shape("index_add", format!("src {:?} must be {shape:?}", src.shape())));
+            return Err(Error::shape(
+                "index_add",
+                format!("src {:?} must be {shape:?}", src.shape()),
+            ));
         }
         if !self.is_contiguous() {
             return Err(Error::invalid("index_add", "the target must be contiguous"));
@@ -249,7 +310,11 @@ impl Tensor {
         if logits.rank() != 2 || labels.shape() != [logits.shape()[0]] {
             return Err(Error::shape(
                 op,
-                format!("logits {:?} must be [N, C] and labels {:?} [N]", logits.shape(), labels.shape()),
+                format!(
+                    "logits {:?} must be [N, C] and labels {:?} [N]",
+                    logits.shape(),
+                    labels.shape()
+                ),
             ));
         }
         Ok(())
@@ -269,18 +334,31 @@ impl Tensor {
     }
 
     /// Gradient of [`Tensor::cross_entropy`] given the per-sample `dloss`.
-    pub fn cross_entropy_backward(logits: &Tensor, labels: &Tensor, dloss: &Tensor, ignore_index: i64) -> Result<Tensor> {
+    pub fn cross_entropy_backward(
+        logits: &Tensor,
+        labels: &Tensor,
+        dloss: &Tensor,
+        ignore_index: i64,
+    ) -> Result<Tensor> {
         Self::check_ce("cross_entropy_backward", logits, labels)?;
         dloss.expect_dtype("cross_entropy_backward", logits.dtype())?;
         if dloss.shape() != [logits.shape()[0]] {
-            return Err(Error::shape("cross_entropy_backward", format!("dloss {:?} must be [N]", dloss.shape())));
+            return Err(Error::shape(
+                "cross_entropy_backward",
+                format!("dloss {:?} must be [N]", dloss.shape()),
+            ));
         }
         let dx = Tensor::alloc(logits.shape(), logits.dtype(), logits.device())?;
         let p = Params::CrossEntropy(CrossEntropyParams {
             struct_size: CrossEntropyParams::SIZE,
             ignore_index,
         });
-        run(OpId::CrossEntropyBackward, p, &[logits, labels, dloss], &[&dx])?;
+        run(
+            OpId::CrossEntropyBackward,
+            p,
+            &[logits, labels, dloss],
+            &[&dx],
+        )?;
         Ok(dx)
     }
 }

@@ -20,10 +20,19 @@ impl Tensor {
         if matches!(op, OpId::Max | OpId::Min | OpId::Argmax)
             && (0..self.rank()).any(|k| mask & (1 << k) != 0 && self.shape()[k] == 0)
         {
-            return Err(Error::invalid(op.name(), "reduction over an empty dimension"));
+            return Err(Error::invalid(
+                op.name(),
+                "reduction over an empty dimension",
+            ));
         }
         let kept: Vec<usize> = (0..self.rank())
-            .map(|k| if mask & (1 << k) != 0 { 1 } else { self.shape()[k] })
+            .map(|k| {
+                if mask & (1 << k) != 0 {
+                    1
+                } else {
+                    self.shape()[k]
+                }
+            })
             .collect();
         let out = Tensor::alloc(&kept, out_dtype, self.device())?;
         let p = Params::Reduce(ReduceParams {
@@ -92,12 +101,13 @@ impl Tensor {
         })?;
         let mut axes = Vec::new();
         for k in 0..self.rank() {
-            if k < lead {
-                axes.push(k as isize);
-            } else if shape[k - lead] == 1 && self.shape()[k] != 1 {
+            if k < lead || (shape[k - lead] == 1 && self.shape()[k] != 1) {
                 axes.push(k as isize);
             } else if shape[k - lead] != self.shape()[k] {
-                return Err(Error::shape("sum_to_shape", format!("{:?} to {shape:?}", self.shape())));
+                return Err(Error::shape(
+                    "sum_to_shape",
+                    format!("{:?} to {shape:?}", self.shape()),
+                ));
             }
         }
         self.sum(&axes, true)?.reshape(shape)
