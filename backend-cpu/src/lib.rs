@@ -2,9 +2,10 @@
 //!
 //! Portable kernels for every op of op set v1, with SIMD versions of the hot
 //! ones for each ISA tier (SSE2, AVX2+FMA, AVX-512; NEON), chosen once at run
-//! time ([`isa`]). Linked into the core as its default backend, and built as
-//! the cdylib `libsunrise_backend_cpu.so` through [`export_backend!`], so the
-//! whole plugin path runs with real kernels on any machine.
+//! time ([`isa`]). Linked into the core as its default backend; the crate
+//! `sunrise-backend-cpu-plugin` (`plugin/`) exports it as a cdylib through
+//! `export_backend!`, so the whole plugin path runs with real kernels on any
+//! machine.
 //!
 //! Layout: `device.rs` (what the device is), `storage.rs` (buffers), then one
 //! file per op family: `elementwise.rs`, `reduce.rs`, `gemm.rs`, `conv.rs`,
@@ -37,8 +38,8 @@ use std::sync::OnceLock;
 
 use sunrise_backend_api::abi::SrOpSupport;
 use sunrise_backend_api::{
-    export_backend, Backend, BackendError, BufferHandle, DeviceInfo, HostInfo, OpCall, OpId,
-    Plugin, ProbeReport, Result,
+    Backend, BackendError, BufferHandle, DeviceInfo, HostInfo, OpCall, OpId, Plugin, ProbeReport,
+    Result,
 };
 
 use crate::storage::CpuBuffer;
@@ -189,5 +190,3 @@ impl Plugin for CpuBackend {
         Ok(CpuBackend::new())
     }
 }
-
-export_backend!(CpuBackend);

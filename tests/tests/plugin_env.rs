@@ -16,13 +16,16 @@ fn canonical(p: &Path) -> PathBuf {
 #[test]
 fn discover_follows_the_environment_and_never_the_working_directory() {
     let plugins = TempDir::new("env-plugins");
-    let cpu = plugins.copy_cdylib("sunrise-backend-cpu", CPU_PLUGIN);
+    let cpu = plugins.copy_cdylib("sunrise-backend-cpu-plugin", CPU_PLUGIN);
     // A working directory full of plugin-named files, one of them loadable.
     let cwd = TempDir::new("env-cwd");
-    cwd.copy_cdylib("sunrise-backend-cpu", "libsunrise_backend_cwdcpu.so");
+    cwd.copy_cdylib("sunrise-backend-cpu-plugin", "libsunrise_backend_cwdcpu.so");
     cwd.copy_cdylib("sunrise-fixture-unusable", "libsunrise_backend_cwd.so");
     std::fs::create_dir(cwd.path().join("sub")).unwrap();
-    cwd.copy_cdylib("sunrise-backend-cpu", "sub/libsunrise_backend_subcpu.so");
+    cwd.copy_cdylib(
+        "sunrise-backend-cpu-plugin",
+        "sub/libsunrise_backend_subcpu.so",
+    );
 
     let value = format!(
         "{dir}::.:sub:{file}:",

@@ -129,7 +129,7 @@ fn a_truncated_plugin_is_refused_before_dlopen_can_crash_on_it() {
     // dlopen maps segments past the end of a truncated file and the process
     // dies of SIGBUS; the ELF pre-check must refuse it first.
     let dir = TempDir::new("truncated");
-    let bytes = std::fs::read(common::cdylib("sunrise-backend-cpu")).unwrap();
+    let bytes = std::fs::read(common::cdylib("sunrise-backend-cpu-plugin")).unwrap();
     let path = dir.path().join("libsunrise_backend_truncated.so");
     for cut in [4096, 65536] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
@@ -279,9 +279,12 @@ fn the_cpu_plugin_allocates_writes_runs_ops_and_reads_back() {
 fn of_two_plugins_with_one_name_the_first_in_search_order_wins() {
     let first = TempDir::new("dup-first");
     let second = TempDir::new("dup-second");
-    first.copy_cdylib("sunrise-backend-cpu", CPU_PLUGIN);
-    second.copy_cdylib("sunrise-backend-cpu", "libsunrise_backend_cpu.so");
-    second.copy_cdylib("sunrise-backend-cpu", "libsunrise_backend_cpu_again.so");
+    first.copy_cdylib("sunrise-backend-cpu-plugin", CPU_PLUGIN);
+    second.copy_cdylib("sunrise-backend-cpu-plugin", "libsunrise_backend_cpu.so");
+    second.copy_cdylib(
+        "sunrise-backend-cpu-plugin",
+        "libsunrise_backend_cpu_again.so",
+    );
     let mut paths = env_path(first.path());
     paths.extend(env_path(second.path()));
     let d = discover_in(paths);
@@ -306,9 +309,9 @@ fn of_two_plugins_with_one_name_the_first_in_search_order_wins() {
 #[test]
 fn one_file_reached_twice_is_considered_once_and_file_entries_load_by_any_name() {
     let dir = TempDir::new("same-file");
-    let plugin = dir.copy_cdylib("sunrise-backend-cpu", CPU_PLUGIN);
+    let plugin = dir.copy_cdylib("sunrise-backend-cpu-plugin", CPU_PLUGIN);
     let other = TempDir::new("any-name");
-    let custom = other.copy_cdylib("sunrise-backend-cpu", "custom-cpu-build.so.1");
+    let custom = other.copy_cdylib("sunrise-backend-cpu-plugin", "custom-cpu-build.so.1");
     let link = other.path().join("link-to-dir");
     std::os::unix::fs::symlink(dir.path(), &link).unwrap();
 

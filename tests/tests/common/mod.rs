@@ -14,12 +14,16 @@ pub const CPU_PLUGIN: &str = "libsunrise_backend_cpu.so";
 /// The cdylib crates the plugin tests load, and the name each fixture is
 /// given in a plugin directory (`libsunrise_backend_<name>.so`).
 pub const CDYLIBS: [(&str, &str); 5] = [
-    ("sunrise-backend-cpu", "cpu"),
+    ("sunrise-backend-cpu-plugin", "cpu"),
     ("sunrise-fixture-abi2-only", "abi2"),
     ("sunrise-fixture-init-panics", "panics"),
     ("sunrise-fixture-no-entry", "noentry"),
     ("sunrise-fixture-unusable", "unusable"),
 ];
+
+/// Fixture crates built for tests that load them one by one (not part of
+/// [`plugin_dir`]).
+pub const EXTRA_CDYLIBS: [&str; 1] = ["sunrise-fixture-partial"];
 
 /// What the `unusable` fixture reports.
 pub const UNUSABLE_REASON: &str = "no frobnicator device present";
@@ -92,6 +96,9 @@ fn build_command(profile_dir: &Path) -> Command {
     };
     cmd.args(["--profile", profile]);
     for (krate, _) in CDYLIBS {
+        cmd.args(["-p", krate]);
+    }
+    for krate in EXTRA_CDYLIBS {
         cmd.args(["-p", krate]);
     }
     cmd

@@ -1,0 +1,86 @@
+//! Per-op fallback: a real plugin (`libsunrise_fixture_partial.so`, the CPU
+//! kernels behind a plugin that lists only fill, copy, cast, add and mul on
+//! f32) runs what it has; every other op runs on the built-in CPU backend,
+//! gives the same result, and is counted.
+
+mod common;
+
+use sunrise::plugin::load_plugin;
+use sunrise::{DType, Device, Tensor};
+
+fn partial() -> (common::TempDir, Device) {
+    let dir = common::TempDir::new("fallback");
+    let path = dir.copy_cdylib("sunrise-fixture-partial", "libsunrise_backend_partial.so");
+    let p = load_plugin(&path).expect("the partial plugin loads");
+    assert_eq!(p.name, "partial");
+    (dir, Device::from_backend(p.backend, 0, "partial:0"))
+}
+
+fn count(op: &str) -> u64 {
+    sunrise::registry::fallback_counts()
+        .into_iter()
+        .filter(|(b, o, _)| b == "partial" && o == op)
+        .map(|(_, _, n)| n)
+        .sum()
+}
+
+#[test]
+fn missing_ops_fall_back_to_the_cpu_and_are_counted() {
+    let (_dir, dev) = partial();
+    let cpu = Device::cpu();
+    let a = Tensor::rand_normal(&[16, 8], 0.0, 1.0, 1, DType::F32, &cpu).unwrap();
+    let b = Tensor::rand_normal(&[8, 4], 0.0, 1.0, 2, DType::F32, &cpu).unwrap();
+    let (pa, pb) = (a.to(&dev).unwrap(), b.to(&dev).unwrap());
+
+    let before = (
+        count("add"),
+        count("matmul"),
+        count("softmax"),
+        count("fill"),
+    );
+    let sum = pa.add(&pa).unwrap();
+    let mm = pa.matmul(&pb).unwrap();
+    let sm = mm.softmax(-1).unwrap();
+    let ints = Tensor::full(&[3], 7.0, DType::I64, &dev).unwrap();
+    assert_eq!(sum.device(), &dev);
+    assert_eq!(
+        mm.device(),
+        &dev,
+        "a fallback result comes back to the plugin's device"
+    );
+    assert_eq!(sm.device(), &dev);
+
+    assert_eq!(
+        count("add") - before.0,
+        0,
+        "add is implemented by the plugin"
+    );
+    assert_eq!(count("matmul") - before.1, 1);
+    assert_eq!(count("softmax") - before.2, 1);
+    assert_eq!(count("fill") - before.3, 1, "fill on i64 is not listed");
+
+    let want = a.matmul(&b).unwrap();
+    assert_eq!(mm.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+    assert_eq!(
+        sm.to_vec::<f32>().unwrap(),
+        want.softmax(-1).unwrap().to_vec::<f32>().unwrap()
+    );
+    assert_eq!(ints.to_vec::<i64>().unwrap(), vec![7, 7, 7]);
+    assert_eq!(
+        sum.to_vec::<f32>().unwrap(),
+        a.add(&a).unwrap().to_vec::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn strided_views_on_a_plugin_without_copy_for_their_dtype_still_read_back() {
+    let (_dir, dev) = partial();
+    let v: Vec<f64> = (0..12).map(f64::from).collect();
+    let x = Tensor::from_slice(&v, &[3, 4], &dev).unwrap();
+    let t = x.t().unwrap();
+    // copy on f64 is not listed: to_vec gathers on the CPU.
+    assert_eq!(
+        t.to_vec::<f64>().unwrap(),
+        vec![0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]
+    );
+}
