@@ -42,6 +42,19 @@ fn candidate_json(c: &Candidate) -> Value {
     }
 }
 
+/// Ops of op set v1 this device's backend lists for no dtype: each runs on
+/// the CPU, one call at a time, when used there.
+fn missing_ops(d: &sunrise::Device) -> Vec<&'static str> {
+    if d.is_builtin_cpu() {
+        return Vec::new();
+    }
+    sunrise::OpId::ALL
+        .iter()
+        .filter(|&&op| !sunrise::DType::ALL.iter().any(|&t| d.supports(op, t)))
+        .map(|op| op.name())
+        .collect()
+}
+
 fn devices_json(reg: &Registry) -> Vec<Value> {
     reg.devices()
         .iter()
@@ -61,6 +74,7 @@ fn devices_json(reg: &Registry) -> Vec<Value> {
                     "library_versions": i.library_versions,
                     "attributes": i.attributes.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                     "ops": d.backend().supported_ops().len(),
+                    "falls_back": missing_ops(d),
                 }),
                 Err(err) => json!({ "device": d.label(), "error": err.to_string() }),
             }
@@ -185,6 +199,14 @@ fn print_text(v: &Value) {
             line.push_str(&format!(", {lv}"));
         }
         println!("{line}");
+        if let Some(fb) = d["falls_back"].as_array().filter(|a| !a.is_empty()) {
+            let names: Vec<&str> = fb.iter().filter_map(Value::as_str).collect();
+            println!(
+                "           {} op(s) not implemented here run on the CPU: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
     }
     let fb = v["fallbacks"].as_array().cloned().unwrap_or_default();
     if !fb.is_empty() {

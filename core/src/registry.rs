@@ -10,7 +10,7 @@ use sunrise_backend_cpu::CpuBackend;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::plugin::{self, Discovery, Outcome};
+use crate::plugin::{self, Discovery, Outcome, SkipKind};
 
 /// Preference of the built-in CPU backend under `auto` (plugins whose probe
 /// scores higher win).
@@ -173,8 +173,10 @@ impl Registry {
                 .candidates
                 .iter()
                 .filter_map(|c| match &c.outcome {
-                    Outcome::Skipped(r) => Some(format!("{} ({})", c.path.display(), r)),
-                    Outcome::Loaded { .. } => None,
+                    Outcome::Skipped(r) if r.kind != SkipKind::Duplicate => {
+                        Some(format!("{} ({})", c.path.display(), r))
+                    }
+                    _ => None,
                 })
                 .collect();
             if !skipped.is_empty() {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::loader;
 use super::{
@@ -159,7 +159,7 @@ fn consider(d: &mut Discovery, path: PathBuf) {
     match loader::init(&path, probed) {
         Ok((plugin, abi_minor)) => {
             let devices = plugin.backend.device_count();
-            info!(
+            debug!(
                 backend = %plugin.name,
                 path = %path.display(),
                 score = plugin.probe.score,
