@@ -13,10 +13,15 @@
 //! crate; GPU backends reach it only as plugins through
 //! `sunrise-backend-api`.
 
+pub mod autograd;
+pub mod checkpoint;
+pub mod data;
 pub mod device;
 pub mod element;
 pub mod error;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod plugin;
 pub mod random;
 pub mod registry;
