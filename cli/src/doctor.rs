@@ -34,7 +34,8 @@ fn candidate_json(c: &Candidate) -> Value {
         Outcome::Skipped(r) => json!({
             "path": c.path.display().to_string(),
             "status": "skipped",
-            "kind": r.kind.to_string(),
+            "kind": r.kind.name(),
+            "kind_text": r.kind.to_string(),
             "reason": r.message,
             "component": r.component,
             "hint": r.hint,
@@ -166,7 +167,7 @@ fn print_text(v: &Value) {
             println!(
                 "  skipped  {}: [{}] {}",
                 s(&c["path"]),
-                s(&c["kind"]),
+                s(&c["kind_text"]),
                 s(&c["reason"])
             );
             if let Some(comp) = c["component"].as_str() {

@@ -1,0 +1,127 @@
+//! The `sunrise` command end to end: doctor (text and JSON, with real
+//! fixture plugins and an explicit device that cannot be met), info, and
+//! bench.
+
+#[path = "../../tests/tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Output};
+
+fn sunrise(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sunrise"));
+    cmd.args(args)
+        .env_remove("SUNRISE_DEVICE")
+        .env_remove("SUNRISE_BACKEND_PATH")
+        .env_remove("SUNRISE_CPU_ISA")
+        .env("SUNRISE_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run sunrise")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn doctor_reports_the_cpu_tier_and_honours_the_cap() {
+    let o = sunrise(&["doctor"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let detected = sunrise_backend_cpu::isa::detect().0;
+    assert!(
+        text(&o).contains(&format!("CPU tier: {detected}")),
+        "{}",
+        text(&o)
+    );
+    let o = sunrise(&["doctor", "--json"], &[("SUNRISE_CPU_ISA", "sse2")]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(v["cpu"]["tier"], "sse2");
+        assert!(v["cpu"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SUNRISE_CPU_ISA"));
+    }
+    assert_eq!(v["selected"], "cpu");
+}
+
+#[test]
+fn doctor_lists_every_bad_plugin_with_its_reason_and_survives() {
+    let dir = common::plugin_dir();
+    let path = dir.path().to_str().unwrap();
+    let o = sunrise(&["doctor", "--json"], &[("SUNRISE_BACKEND_PATH", path)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let cands = v["candidates"].as_array().unwrap();
+    let kind_of = |file: &str| {
+        cands
+            .iter()
+            .find(|c| c["path"].as_str().unwrap().ends_with(file))
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap().to_string(),
+                    c["kind"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("{file} not listed: {cands:?}"))
+    };
+    assert_eq!(kind_of("libsunrise_backend_abi2.so").1, "abi_mismatch");
+    assert_eq!(kind_of("libsunrise_backend_panics.so").1, "init_failed");
+    assert_eq!(kind_of("libsunrise_backend_noentry.so").1, "missing_symbol");
+    assert_eq!(kind_of("libsunrise_backend_unusable.so").1, "unusable");
+    assert_eq!(kind_of("libsunrise_backend_notelf.so").1, "not_loadable");
+    assert_eq!(kind_of("libsunrise_backend_cpu.so").0, "loaded");
+    let unusable = cands
+        .iter()
+        .find(|c| c["path"].as_str().unwrap().ends_with("unusable.so"))
+        .unwrap();
+    assert_eq!(unusable["component"], common::UNUSABLE_COMPONENT);
+    assert_eq!(unusable["hint"], common::UNUSABLE_HINT);
+    let t = sunrise(&["doctor"], &[("SUNRISE_BACKEND_PATH", path)]);
+    assert!(text(&t).contains(common::UNUSABLE_REASON), "{}", text(&t));
+    assert!(text(&t).contains("hint: install the package libfrob3"));
+}
+
+#[test]
+fn explicit_cuda_without_a_plugin_fails_with_the_reason_and_a_hint() {
+    let o = sunrise(&["doctor"], &[("SUNRISE_DEVICE", "cuda")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("UNUSABLE"), "{t}");
+    assert!(t.contains("libsunrise_backend_cuda.so"), "{t}");
+    assert!(t.contains("sunrise-backend-cuda"), "{t}");
+    let o = sunrise(&["--device", "cuda:0", "info"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = sunrise(&["info"], &[]);
+    assert!(o.status.success());
+    assert!(text(&o).contains("backend ABI 1.0"));
+}
+
+#[test]
+fn bench_prints_every_tier_beside_portable() {
+    let o = sunrise(
+        &["bench", "--filter", "add", "--seconds", "0.01", "--json"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    for tier in sunrise_backend_cpu::isa::available_tiers() {
+        assert!(
+            rows.iter().any(|r| r["op"] == "add"
+                && r["isa"] == tier.name()
+                && r["value"].as_f64().unwrap() > 0.0),
+            "no add figure for {tier}: {rows:?}"
+        );
+        assert!(rows
+            .iter()
+            .any(|r| r["op"] == "memcpy" && r["isa"] == tier.name()));
+    }
+}
