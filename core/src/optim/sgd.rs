@@ -1,0 +1,130 @@
+//! Stochastic gradient descent with momentum, Nesterov and weight decay.
+
+use super::{check_nonneg, grad_of, Optimizer};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Settings of [`Sgd`] (PyTorch's `torch.optim.SGD`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdOptions {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum factor (0: plain SGD).
+    pub momentum: f64,
+    /// Dampening of the momentum (0 for Nesterov).
+    pub dampening: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f64,
+}
+
+impl SgdOptions {
+    /// Plain SGD with learning rate `lr`.
+    pub fn new(lr: f64) -> SgdOptions {
+        SgdOptions {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// SGD: with `g = grad + weight_decay p`, momentum buffer
+/// `b = momentum b + (1 - dampening) g` (`b = g` on the first step), the
+/// step is `p -= lr (g + momentum b)` with Nesterov, `p -= lr b` without,
+/// `p -= lr g` without momentum (PyTorch's formulation).
+#[derive(Debug)]
+pub struct Sgd {
+    params: Vec<(String, Tensor)>,
+    opts: SgdOptions,
+    buffers: Vec<Option<Tensor>>,
+}
+
+const OP: &str = "Sgd";
+
+impl Sgd {
+    /// An optimizer over `params` with `opts`.
+    pub fn new(params: Vec<(String, Tensor)>, opts: SgdOptions) -> Result<Sgd> {
+        check_nonneg(OP, "lr", opts.lr)?;
+        check_nonneg(OP, "momentum", opts.momentum)?;
+        check_nonneg(OP, "dampening", opts.dampening)?;
+        check_nonneg(OP, "weight decay", opts.weight_decay)?;
+        if opts.nesterov && (opts.momentum == 0.0 || opts.dampening != 0.0) {
+            return Err(Error::invalid(
+                OP,
+                "Nesterov momentum needs momentum > 0 and dampening 0",
+            ));
+        }
+        let buffers = vec![None; params.len()];
+        Ok(Sgd {
+            params,
+            opts,
+            buffers,
+        })
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &SgdOptions {
+        &self.opts
+    }
+
+    fn update(&self, p: &Tensor, g: Tensor, buf: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let o = &self.opts;
+        let mut d = g;
+        if o.weight_decay != 0.0 {
+            d = d.add(&p.mul_scalar(o.weight_decay)?)?;
+        }
+        let mut new_buf = None;
+        if o.momentum != 0.0 {
+            let b = match buf {
+                None => d.deep_copy()?,
+                Some(b) => b
+                    .mul_scalar(o.momentum)?
+                    .add(&d.mul_scalar(1.0 - o.dampening)?)?,
+            };
+            d = if o.nesterov {
+                d.add(&b.mul_scalar(o.momentum)?)?
+            } else {
+                b.clone()
+            };
+            new_buf = Some(b);
+        }
+        p.assign(&p.sub(&d.mul_scalar(o.lr)?)?)?;
+        Ok(new_buf)
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) -> Result<()> {
+        crate::autograd::no_grad(|| {
+            for i in 0..self.params.len() {
+                let (name, p) = &self.params[i];
+                let Some(g) = grad_of(OP, name, p)? else {
+                    continue;
+                };
+                let b = self.update(p, g, self.buffers[i].as_ref())?;
+                if b.is_some() {
+                    self.buffers[i] = b;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn lr(&self) -> f64 {
+        self.opts.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check_nonneg(OP, "lr", lr)?;
+        self.opts.lr = lr;
+        Ok(())
+    }
+
+    fn params(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+}
