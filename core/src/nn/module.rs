@@ -35,7 +35,10 @@ impl Mode {
 /// Names follow PyTorch's `state_dict`: a layer's own tensors by their
 /// attribute names (`weight`, `bias`, `running_mean`, ...), children
 /// prefixed with their name and a dot (`0.weight`, `self_attn.out_proj.bias`).
-pub trait Module: std::fmt::Debug {
+///
+/// Modules are `Send + Sync` (tensors are), so a model can be shared with
+/// or moved to other threads.
+pub trait Module: std::fmt::Debug + Send + Sync {
     /// Applies the module.
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
 
