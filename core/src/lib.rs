@@ -29,6 +29,7 @@ pub mod shape;
 pub mod storage;
 pub mod tensor;
 
+pub use autograd::{is_grad_enabled, no_grad};
 pub use device::Device;
 pub use element::Element;
 pub use error::{Error, Result};

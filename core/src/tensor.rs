@@ -1,12 +1,15 @@
 //! [`Tensor`]: shared storage plus a strided layout. Views (reshape,
 //! transpose, permute, slice, broadcast/expand) share the storage; ops
-//! allocate fresh contiguous outputs.
+//! allocate fresh contiguous outputs. A tensor that takes part in autograd
+//! carries a handle to its graph node (see [`crate::autograd`]); clones
+//! share it, views record their own.
 
 use std::sync::Arc;
 
 use sunrise_backend_api::abi::SrTensorDesc;
 use sunrise_backend_api::DType;
 
+use crate::autograd::{grad_fns, Node};
 use crate::device::Device;
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -19,6 +22,9 @@ pub struct Tensor {
     storage: Arc<Storage>,
     layout: Layout,
     dtype: DType,
+    /// The autograd node: a leaf that requires grad, or the op that made
+    /// this tensor. `None` for tensors outside any graph.
+    node: Option<Arc<Node>>,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -44,6 +50,7 @@ impl Tensor {
             storage: Arc::new(Storage::alloc(device, bytes)?),
             layout: Layout::contiguous(shape),
             dtype,
+            node: None,
         })
     }
 
@@ -130,13 +137,35 @@ impl Tensor {
         )
     }
 
-    /// The same storage under another layout (already validated).
+    /// The same storage under another layout (already validated), outside
+    /// any autograd graph.
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
         Tensor {
             storage: self.storage.clone(),
             layout,
             dtype: self.dtype,
+            node: None,
         }
+    }
+
+    /// The autograd node, if this tensor is part of a graph.
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
+        self.node.as_ref()
+    }
+
+    /// This tensor with its autograd node replaced.
+    pub(crate) fn with_node(mut self, node: Option<Arc<Node>>) -> Tensor {
+        self.node = node;
+        self
+    }
+
+    /// True when this handle is the only one on its storage and covers all
+    /// of it, contiguously: nobody else can observe an in-place write.
+    pub(crate) fn owns_storage(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1
+            && self.is_contiguous()
+            && self.layout.offset == 0
+            && self.numel() * self.dtype.size() == self.storage.bytes()
     }
 
     /// Errors unless the dtype is `want`.
@@ -171,11 +200,19 @@ impl Tensor {
     /// the strides make a view impossible. One extent may be `usize::MAX`
     /// meaning "infer".
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let out = self.reshape_untracked(shape)?;
+        Ok(grad_fns::reshape(self, out))
+    }
+
+    /// [`Tensor::reshape`] without recording autograd history.
+    pub(crate) fn reshape_untracked(&self, shape: &[usize]) -> Result<Tensor> {
         let shape = self.infer_shape(shape)?;
         check_rank("reshape", shape.len())?;
         match self.layout.reshaped(&shape) {
             Some(l) => Ok(self.with_layout(l)),
-            None => Ok(self.contiguous()?.with_layout(Layout::contiguous(&shape))),
+            None => Ok(self
+                .contiguous_untracked()?
+                .with_layout(Layout::contiguous(&shape))),
         }
     }
 
@@ -212,7 +249,8 @@ impl Tensor {
 
     /// Dims reordered by `perm`.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
-        Ok(self.with_layout(self.layout.permute("permute", perm)?))
+        let out = self.with_layout(self.layout.permute("permute", perm)?);
+        Ok(grad_fns::permute(self, perm, out))
     }
 
     /// Swaps two dims (negative axes count from the end).
@@ -252,7 +290,14 @@ impl Tensor {
         l.offset += start * l.strides[a];
         l.shape[a] = (end - start).div_ceil(step);
         l.strides[a] *= step;
-        Ok(self.with_layout(l))
+        Ok(grad_fns::slice(
+            self,
+            a,
+            start,
+            end,
+            step,
+            self.with_layout(l),
+        ))
     }
 
     /// `len` elements from `start` along `axis`, as a view.
@@ -262,6 +307,12 @@ impl Tensor {
 
     /// Broadcasts to `shape` (NumPy rules) without copying.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        let out = self.broadcast_untracked(shape)?;
+        Ok(grad_fns::broadcast(self, out))
+    }
+
+    /// [`Tensor::broadcast_to`] without recording autograd history.
+    pub(crate) fn broadcast_untracked(&self, shape: &[usize]) -> Result<Tensor> {
         Ok(self.with_layout(self.layout.broadcast_to("broadcast_to", shape)?))
     }
 
@@ -272,6 +323,12 @@ impl Tensor {
 
     /// Inserts a dim of extent 1 at `axis` (`-rank-1..=rank`).
     pub fn unsqueeze(&self, axis: isize) -> Result<Tensor> {
+        let out = self.unsqueeze_untracked(axis)?;
+        Ok(grad_fns::reshape(self, out))
+    }
+
+    /// [`Tensor::unsqueeze`] without recording autograd history.
+    pub(crate) fn unsqueeze_untracked(&self, axis: isize) -> Result<Tensor> {
         let a = normalize_axis("unsqueeze", axis, self.rank() + 1)?;
         check_rank("unsqueeze", self.rank() + 1)?;
         let mut l = self.layout.clone();
@@ -293,7 +350,7 @@ impl Tensor {
         let mut l = self.layout.clone();
         l.shape.remove(a);
         l.strides.remove(a);
-        Ok(self.with_layout(l))
+        Ok(grad_fns::reshape(self, self.with_layout(l)))
     }
 
     // ----- host transfer -----
@@ -301,7 +358,7 @@ impl Tensor {
     /// Copies the elements, row-major, to the host.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         self.expect_dtype("to_vec", T::DTYPE)?;
-        let c = self.contiguous()?;
+        let c = self.contiguous_untracked()?;
         let mut out = vec![T::default(); c.numel()];
         c.storage
             .read(c.layout.offset * T::DTYPE.size(), T::as_bytes_mut(&mut out))?;
@@ -325,7 +382,17 @@ impl Tensor {
     }
 
     /// A copy on `device` (this tensor itself when already there).
+    /// Differentiable: the gradient moves back to this tensor's device.
     pub fn to(&self, device: &Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let out = self.to_untracked(device)?;
+        Ok(grad_fns::to_device(self, out))
+    }
+
+    /// [`Tensor::to`] without recording autograd history.
+    pub(crate) fn to_untracked(&self, device: &Device) -> Result<Tensor> {
         if device == self.device() {
             return Ok(self.clone());
         }
@@ -334,7 +401,7 @@ impl Tensor {
                 .device()
                 .supports(sunrise_backend_api::OpId::Copy, self.dtype)
         {
-            self.contiguous()?
+            self.contiguous_untracked()?
         } else {
             // The source backend cannot gather: bring the spanned bytes to
             // the CPU as they are and gather there.
@@ -347,7 +414,7 @@ impl Tensor {
             raw.storage.write(0, &bytes)?;
             let mut l = self.layout.clone();
             l.offset = 0;
-            raw.with_layout(l).contiguous()?
+            raw.with_layout(l).contiguous_untracked()?
         };
         let bytes = src.raw_bytes()?;
         let t = Tensor::alloc(self.shape(), self.dtype, device)?;

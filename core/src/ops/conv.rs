@@ -4,6 +4,7 @@ use sunrise_backend_api::ops::{Conv2dParams, Pool2dParams};
 use sunrise_backend_api::{OpId, Params};
 
 use super::run;
+use crate::autograd::grad_fns;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -173,7 +174,7 @@ impl Tensor {
             }
             None => run(OpId::Conv2d, opts.params(), &[self, weight], &[&out])?,
         }
-        Ok(out)
+        Ok(grad_fns::conv2d(self, weight, bias, opts, out))
     }
 
     /// Gradient of a convolution with respect to its input of `x_shape`.
@@ -228,7 +229,7 @@ impl Tensor {
         let shape = opts.output_shape(op.name(), self.shape())?;
         let out = Tensor::alloc(&shape, self.dtype(), self.device())?;
         run(op, opts.params(), &[self], &[&out])?;
-        Ok(out)
+        Ok(grad_fns::pool2d(op, self, opts, out))
     }
 
     /// Max pooling.

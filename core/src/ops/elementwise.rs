@@ -5,6 +5,7 @@ use sunrise_backend_api::ops::{AxisParams, UnaryBackwardParams};
 use sunrise_backend_api::{DType, OpId, Params};
 
 use super::run;
+use crate::autograd::{self, grad_fns};
 use crate::error::{Error, Result};
 use crate::shape::{broadcast_shapes, check_rank};
 use crate::tensor::Tensor;
@@ -89,10 +90,16 @@ fn binary(op: OpId, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else {
         a.dtype()
     };
-    let (a, b) = (a.broadcast_to(&shape)?, b.broadcast_to(&shape)?);
+    let (ab, bb) = (
+        a.broadcast_untracked(&shape)?,
+        b.broadcast_untracked(&shape)?,
+    );
     let out = Tensor::alloc(&shape, out_dtype, a.device())?;
-    run(op, Params::None, &[&a, &b], &[&out])?;
-    Ok(out)
+    run(op, Params::None, &[&ab, &bb], &[&out])?;
+    if op.is_comparison() {
+        return Ok(out);
+    }
+    Ok(grad_fns::binary(op, a, b, out))
 }
 
 macro_rules! binary_methods {
@@ -183,7 +190,7 @@ impl Tensor {
         self.expect_float(op.op_id().name())?;
         let out = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
         run(op.op_id(), Params::None, &[self], &[&out])?;
-        Ok(out)
+        Ok(grad_fns::unary(self, op, out))
     }
 
     /// `dy * f'(x)` for the unary op `op`, where `x` (self) was its input.
@@ -226,25 +233,34 @@ impl Tensor {
         self.pow(&self.scalar_like(value)?)
     }
 
-    /// `mask ? a : b`, broadcasting all three; `mask` is u8.
+    /// `mask ? a : b`, broadcasting all three; `mask` is u8. Differentiable
+    /// in `a` and `b` (the mask routes the gradient).
     pub fn where_(mask: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         mask.expect_dtype("where", DType::U8)?;
         b.expect_dtype("where", a.dtype())?;
         let s = broadcast_shapes("where", a.shape(), b.shape())?;
         let s = broadcast_shapes("where", mask.shape(), &s)?;
-        let (m, a, b) = (
-            mask.broadcast_to(&s)?,
-            a.broadcast_to(&s)?,
-            b.broadcast_to(&s)?,
+        let (mb, ab, bb) = (
+            mask.broadcast_untracked(&s)?,
+            a.broadcast_untracked(&s)?,
+            b.broadcast_untracked(&s)?,
         );
         let out = Tensor::alloc(&s, a.dtype(), a.device())?;
-        run(OpId::Where, Params::None, &[&m, &a, &b], &[&out])?;
-        Ok(out)
+        run(OpId::Where, Params::None, &[&mb, &ab, &bb], &[&out])?;
+        Ok(grad_fns::where_(mask, a, b, out))
     }
 
     /// A contiguous copy (this tensor itself when already contiguous and
     /// starting at its storage's first element).
     pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.deep_copy()
+    }
+
+    /// [`Tensor::contiguous`] without recording autograd history.
+    pub(crate) fn contiguous_untracked(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
@@ -257,14 +273,20 @@ impl Tensor {
     pub fn deep_copy(&self) -> Result<Tensor> {
         let out = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
         run(OpId::Copy, Params::None, &[self], &[&out])?;
-        Ok(out)
+        Ok(grad_fns::identity(self, "copy", out))
     }
 
     /// Writes `src` (broadcast to this view's shape) into this view, in
     /// place: slice assignment. Every tensor sharing the storage sees it.
+    ///
+    /// Not differentiable. While grad is enabled it refuses a `src` that
+    /// requires grad and a target made by a recorded op (either would
+    /// silently lose gradient); writing into a leaf is allowed (optimizers
+    /// and checkpoint loading do it, best inside [`crate::no_grad`]).
     pub fn assign(&self, src: &Tensor) -> Result<()> {
         src.expect_dtype("assign", self.dtype())?;
-        let src = src.broadcast_to(self.shape())?;
+        autograd::check_in_place("assign", self, src)?;
+        let src = src.broadcast_untracked(self.shape())?;
         if self
             .layout()
             .strides
@@ -281,13 +303,14 @@ impl Tensor {
     }
 
     /// Converts to `dtype` (float to int truncates; to u8 maps nonzero to 1).
+    /// Differentiable between float dtypes.
     pub fn cast(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
         let out = Tensor::alloc(self.shape(), dtype, self.device())?;
         run(OpId::Cast, Params::None, &[self], &[&out])?;
-        Ok(out)
+        Ok(grad_fns::cast(self, out))
     }
 
     /// Joins tensors of equal shape but along `axis`.
@@ -322,6 +345,6 @@ impl Tensor {
             reserved: 0,
         });
         run(OpId::Concat, p, tensors, &[&out])?;
-        Ok(out)
+        Ok(grad_fns::concat(tensors, ax, out))
     }
 }

@@ -4,6 +4,7 @@ use sunrise_backend_api::ops::MatmulParams;
 use sunrise_backend_api::{OpId, Params};
 
 use super::run;
+use crate::autograd::grad_fns;
 use crate::error::{Error, Result};
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
@@ -18,12 +19,12 @@ impl Tensor {
         self.expect_float("matmul")?;
         other.expect_dtype("matmul", self.dtype())?;
         let a = if self.rank() == 1 {
-            self.unsqueeze(0)?
+            self.unsqueeze_untracked(0)?
         } else {
             self.clone()
         };
         let b = if other.rank() == 1 {
-            other.unsqueeze(1)?
+            other.unsqueeze_untracked(1)?
         } else {
             other.clone()
         };
@@ -45,8 +46,8 @@ impl Tensor {
             &b.shape()[..b.rank() - 2],
         )?;
         let with = |tail: [usize; 2]| -> Vec<usize> { batch.iter().copied().chain(tail).collect() };
-        let a = a.broadcast_to(&with([m, k]))?;
-        let b = b.broadcast_to(&with([k, n]))?;
+        let a = a.broadcast_untracked(&with([m, k]))?;
+        let b = b.broadcast_untracked(&with([k, n]))?;
         crate::shape::check_rank("matmul", batch.len() + 2)?;
         let out = Tensor::alloc(&with([m, n]), self.dtype(), self.device())?;
         let p = Params::Matmul(MatmulParams {
@@ -62,6 +63,10 @@ impl Tensor {
         if self.rank() == 1 {
             shape.remove(shape.len() - if other.rank() == 1 { 1 } else { 2 });
         }
-        out.reshape(&shape)
+        Ok(grad_fns::matmul(
+            self,
+            other,
+            out.reshape_untracked(&shape)?,
+        ))
     }
 }

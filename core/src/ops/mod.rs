@@ -92,8 +92,14 @@ fn fallback(
         device.backend().name()
     );
     let cpu = Device::cpu();
-    let ins: Vec<Tensor> = inputs.iter().map(|t| t.to(&cpu)).collect::<Result<_>>()?;
-    let outs: Vec<Tensor> = outputs.iter().map(|t| t.to(&cpu)).collect::<Result<_>>()?;
+    let ins: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_untracked(&cpu))
+        .collect::<Result<_>>()?;
+    let outs: Vec<Tensor> = outputs
+        .iter()
+        .map(|t| t.to_untracked(&cpu))
+        .collect::<Result<_>>()?;
     let ins_r: Vec<&Tensor> = ins.iter().collect();
     let outs_r: Vec<&Tensor> = outs.iter().collect();
     execute_on(&cpu, op, params, &ins_r, &outs_r)?;
@@ -108,7 +114,7 @@ impl Tensor {
     /// another device. Contiguous targets take the bytes directly; strided
     /// ones go through the device's own `copy`.
     pub(crate) fn copy_from_host_tensor(&self, src: &Tensor) -> Result<()> {
-        let moved = src.to(self.device())?;
+        let moved = src.to_untracked(self.device())?;
         if self.is_contiguous() && moved.is_contiguous() {
             let bytes = moved.raw_bytes()?;
             return self.write_raw_bytes(&bytes);

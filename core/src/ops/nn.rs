@@ -4,6 +4,7 @@ use sunrise_backend_api::ops::{AxisParams, CrossEntropyParams, NormParams};
 use sunrise_backend_api::{DType, OpId, Params};
 
 use super::run;
+use crate::autograd::{self, grad_fns};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -69,7 +70,7 @@ impl Tensor {
         let a = self.axis(op.name(), axis)?;
         let out = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
         run(op, axis_params(a), &[self], &[&out])?;
-        Ok(out)
+        Ok(grad_fns::softmax_like(op, self, a, out))
     }
 
     /// Softmax along `axis`.
@@ -124,6 +125,8 @@ impl Tensor {
     }
 
     /// Layer normalisation over the trailing dims that `gamma` and `beta` span.
+    /// Differentiable in `x`, `gamma` and `beta` through `y` (the returned
+    /// statistics carry no history).
     pub fn layer_norm(&self, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<LayerNormOutput> {
         self.expect_float("layer_norm")?;
         same_shape("layer_norm", gamma, beta)?;
@@ -138,6 +141,15 @@ impl Tensor {
             &[self, gamma, beta],
             &[&y, &mean, &rstd],
         )?;
+        let saved = grad_fns::NormSaved {
+            x: self,
+            gamma,
+            beta,
+            mean: &mean,
+            rstd: &rstd,
+            eps,
+        };
+        let y = grad_fns::layer_norm(saved, y);
         Ok(LayerNormOutput { y, mean, rstd })
     }
 
@@ -194,6 +206,8 @@ impl Tensor {
     }
 
     /// Batch normalisation with batch statistics (training mode).
+    /// Differentiable in `x`, `gamma` and `beta` through `y` (the returned
+    /// statistics carry no history).
     pub fn batch_norm_train(
         &self,
         gamma: &Tensor,
@@ -211,10 +225,21 @@ impl Tensor {
             &[self, gamma, beta],
             &[&y, &mean, &rstd],
         )?;
+        let saved = grad_fns::NormSaved {
+            x: self,
+            gamma,
+            beta,
+            mean: &mean,
+            rstd: &rstd,
+            eps,
+        };
+        let y = grad_fns::batch_norm_train(saved, y);
         Ok(BatchNormOutput { y, mean, rstd })
     }
 
     /// Batch normalisation with running statistics (inference mode).
+    /// Differentiable in `x`, `gamma` and `beta`; the running statistics
+    /// are constants.
     pub fn batch_norm_infer(
         &self,
         gamma: &Tensor,
@@ -232,7 +257,8 @@ impl Tensor {
             &[self, gamma, beta, running_mean, running_var],
             &[&y],
         )?;
-        Ok(y)
+        let stats = [running_mean, running_var];
+        Ok(grad_fns::batch_norm_infer(self, gamma, beta, stats, eps, y))
     }
 
     /// Gradients `(dx, dgamma, dbeta)` of training-mode batch normalisation.
@@ -283,7 +309,7 @@ impl Tensor {
         let shape = Self::index_shape("index_select", self.shape(), a, index)?;
         let out = Tensor::alloc(&shape, self.dtype(), self.device())?;
         run(OpId::IndexSelect, axis_params(a), &[self, index], &[&out])?;
-        Ok(out)
+        Ok(grad_fns::index_select(self, a, index, out))
     }
 
     /// Accumulates `src` into `self` (in place) at the slices along `axis`
@@ -301,6 +327,7 @@ impl Tensor {
         if !self.is_contiguous() {
             return Err(Error::invalid("index_add", "the target must be contiguous"));
         }
+        autograd::check_in_place("index_add", self, src)?;
         run(OpId::IndexAdd, axis_params(a), &[index, src], &[self])
     }
 
@@ -330,7 +357,7 @@ impl Tensor {
             ignore_index,
         });
         run(OpId::CrossEntropy, p, &[logits, labels], &[&loss])?;
-        Ok(loss)
+        Ok(grad_fns::cross_entropy(logits, labels, ignore_index, loss))
     }
 
     /// Gradient of [`Tensor::cross_entropy`] given the per-sample `dloss`.

@@ -4,6 +4,7 @@ use sunrise_backend_api::ops::ReduceParams;
 use sunrise_backend_api::{DType, OpId, Params};
 
 use super::run;
+use crate::autograd::grad_fns;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -40,14 +41,16 @@ impl Tensor {
             axes_mask: mask,
         });
         run(op, p, &[self], &[&out])?;
-        if keepdim {
-            return Ok(out);
-        }
-        let squeezed: Vec<usize> = (0..self.rank())
-            .filter(|k| mask & (1 << k) == 0)
-            .map(|k| self.shape()[k])
-            .collect();
-        out.reshape(&squeezed)
+        let result = if keepdim {
+            out.clone()
+        } else {
+            let squeezed: Vec<usize> = (0..self.rank())
+                .filter(|k| mask & (1 << k) == 0)
+                .map(|k| self.shape()[k])
+                .collect();
+            out.reshape_untracked(&squeezed)?
+        };
+        Ok(grad_fns::reduce(op, self, mask, out, result))
     }
 
     /// Sum over `axes` (an empty list reduces nothing).
