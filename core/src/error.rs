@@ -113,6 +113,24 @@ pub enum Error {
         #[source]
         source: Box<BackendError>,
     },
+    /// A data file or data set problem (names the file and line).
+    #[error(transparent)]
+    Data(#[from] Box<crate::data::DataError>),
+    /// A checkpoint that cannot be written, read or applied.
+    #[error(transparent)]
+    Checkpoint(#[from] Box<crate::checkpoint::CheckpointError>),
+}
+
+impl From<crate::data::DataError> for Error {
+    fn from(e: crate::data::DataError) -> Self {
+        Error::Data(Box::new(e))
+    }
+}
+
+impl From<crate::checkpoint::CheckpointError> for Error {
+    fn from(e: crate::checkpoint::CheckpointError) -> Self {
+        Error::Checkpoint(Box::new(e))
+    }
 }
 
 /// `Result` with [`Error`].

@@ -28,6 +28,7 @@ pub mod registry;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{is_grad_enabled, no_grad};
 pub use device::Device;
