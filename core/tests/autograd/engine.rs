@@ -185,8 +185,8 @@ fn f32_graphs_give_f32_gradients() {
 }
 
 /// Recording overhead: 10k tiny adds with and without an input that
-/// requires grad. Run with `cargo test -p sunrise --release --test
-/// autograd -- --ignored --nocapture recording_overhead`.
+/// requires grad. Run with `cargo test -p sunrise --test autograd --
+/// --ignored --nocapture recording_overhead`.
 #[test]
 #[ignore = "timing figure, not a check"]
 fn recording_overhead() {
