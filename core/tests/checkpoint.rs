@@ -163,6 +163,14 @@ fn truncated_and_garbage_files_are_corrupt() {
             Err(CheckpointError::Corrupt { .. })
         ));
     }
+}
+
+#[test]
+fn garbage_and_inconsistent_files_are_corrupt() {
+    let dir = temp_dir("garbage");
+    let path = dir.join("good.safetensors");
+    checkpoint::save(&path, &sample_tensors()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
     // Trailing bytes.
     let p = dir.join("long.safetensors");
     let mut long = bytes.clone();
@@ -250,7 +258,7 @@ fn load_into_copies_in_place() {
 }
 
 #[test]
-fn load_into_reports_mismatches_and_writes_nothing() {
+fn load_into_reports_missing_and_unexpected_names() {
     let dir = temp_dir("mismatch");
     let path = dir.join("c.safetensors");
     let src = sample_tensors();
@@ -287,7 +295,14 @@ fn load_into_reports_mismatches_and_writes_nothing() {
     assert_eq!(r.unexpected, ["features.0.weight"]);
     assert_eq!(r.loaded.len(), src.len() - 1);
     assert_eq!(bits(&dst[0].1), bits(&src[1].1));
+}
 
+#[test]
+fn load_into_rejects_shape_and_dtype_mismatches() {
+    let dir = temp_dir("shape");
+    let path = dir.join("c.safetensors");
+    let src = sample_tensors();
+    checkpoint::save(&path, &src).unwrap();
     // Shape.
     let mut dst = zeros_like_all(&src);
     dst[0].1 = Tensor::zeros(&[3, 2], DType::F32, &cpu()).unwrap();
