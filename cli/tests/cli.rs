@@ -125,3 +125,41 @@ fn bench_prints_every_tier_beside_portable() {
             .any(|r| r["op"] == "memcpy" && r["isa"] == tier.name()));
     }
 }
+
+#[test]
+fn train_save_and_eval_round_trip_and_bad_files_are_reported() {
+    let dir = common::TempDir::new("cli-train");
+    let ckpt = dir.path().join("m.safetensors");
+    let ck = ckpt.to_str().unwrap();
+    let o = sunrise(&["train", "--epochs", "2", "--quiet", "--save", ck], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    for want in [
+        "held-out accuracy",
+        "samples/s",
+        "CPU tier",
+        "device cpu",
+        "saved",
+    ] {
+        assert!(t.contains(want), "{want:?} missing from:\n{t}");
+    }
+    let e = sunrise(&["eval", "--load", ck], &[]);
+    assert!(e.status.success(), "{}", text(&e));
+    assert!(text(&e).contains("held-out accuracy"));
+
+    let bad = dir.path().join("ragged.csv");
+    std::fs::write(&bad, "1,2,3,0\n4,5,1\n").unwrap();
+    let o = sunrise(&["train", "--data", bad.to_str().unwrap(), "--quiet"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("ragged.csv") && t.contains('2'),
+        "names file and line: {t}"
+    );
+
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint at all").unwrap();
+    let o = sunrise(&["eval", "--load", junk.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("junk.safetensors"), "{}", text(&o));
+}

@@ -267,3 +267,36 @@ fn cpu_plugin_is_bit_identical_to_the_linked_backend() {
         "the CPU plugin implements every op: {fell_back:?}"
     );
 }
+
+#[test]
+fn training_through_the_cpu_plugin_matches_the_linked_backend_bit_for_bit() {
+    use sunrise::data::{digits, Normalization};
+    use sunrise::train::{fit, ModelSpec, TrainOptions};
+    let (_dir, plugin) = plugin_device();
+    let mut all = digits().unwrap();
+    let norm = Normalization::new(0.0, 16.0).unwrap();
+    all.normalize(&norm);
+    let small = all.subset(&(0..200).collect::<Vec<_>>()).unwrap();
+    let (tr, te) = small.split_stratified(0.25, 3).unwrap();
+    let spec = ModelSpec::for_dataset(&tr, norm).unwrap();
+    let opts = TrainOptions {
+        epochs: 2,
+        ..Default::default()
+    };
+    let run = |dev: &Device| {
+        let mut init = sunrise::nn::Init::new(opts.seed, DType::F32, dev).unwrap();
+        let model = spec.build(&mut init).unwrap();
+        let stats = fit(&model, &tr, &te, dev, &opts, &mut |_| {}, &mut |_| {}).unwrap();
+        let params: Vec<Vec<u64>> = sunrise::nn::Module::state_dict(&model)
+            .iter()
+            .map(|(_, t)| bits(t))
+            .collect();
+        (
+            stats.iter().map(|s| s.loss.to_bits()).collect::<Vec<_>>(),
+            params,
+        )
+    };
+    let (linked, on_plugin) = (run(&Device::cpu()), run(&plugin));
+    assert_eq!(linked.0, on_plugin.0, "losses differ");
+    assert_eq!(linked.1, on_plugin.1, "trained weights differ");
+}
