@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Per-op benchmarks for every ISA tier, beside the portable kernels.
+    /// Benchmarks: per-op figures for every ISA tier beside the portable kernels (default), or the gemm, conv and memory suites beside OpenBLAS, ONNX Runtime and memcpy.
     Bench(bench::BenchArgs),
 }
 
