@@ -145,3 +145,31 @@ impl Rng {
         (0..n).map(|_| T::from_f64(self.uniform(lo, hi))).collect()
     }
 }
+
+/// `data` (row-major, `shape`) in one of three layouts: contiguous (0),
+/// transposed, i.e. dims reversed in memory (1), or contiguous with a gap
+/// after every element (2). Gaps hold 99 so a kernel that reads them shows.
+pub fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
+    let rank = shape.len();
+    let order: Vec<usize> = if mode == 1 {
+        (0..rank).rev().collect()
+    } else {
+        (0..rank).collect()
+    };
+    let mut strides = vec![0; rank];
+    let mut acc = if mode == 2 { 2 } else { 1 };
+    for &k in order.iter().rev() {
+        strides[k] = acc;
+        acc *= shape[k];
+    }
+    let mut backing = vec![T::from_f64(99.0); acc + 1];
+    for (i, &v) in data.iter().enumerate() {
+        let (mut rem, mut off) = (i, 0);
+        for k in (0..rank).rev() {
+            off += (rem % shape[k]) * strides[k];
+            rem /= shape[k];
+        }
+        backing[off] = v;
+    }
+    HostTensor::strided(&backing, shape, &strides, 0)
+}

@@ -5,7 +5,7 @@
 use sunrise_backend_api::ops::ReduceParams;
 use sunrise_backend_api::{OpId, Params, StatusCode};
 use sunrise_backend_cpu::element::Element;
-use sunrise_backend_cpu::testing::{run, HostTensor, Rng};
+use sunrise_backend_cpu::testing::{lay, run, HostTensor, Rng};
 
 /// Row-major multi-indices of `shape`.
 fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
@@ -20,34 +20,6 @@ fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
             ix
         })
         .collect()
-}
-
-/// `data` (row-major) laid out as: 0 contiguous, 1 transposed (dims
-/// reversed in memory), 2 padded rows, 3 every other element.
-fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
-    let rank = shape.len();
-    let order: Vec<usize> = if mode == 1 {
-        (0..rank).rev().collect()
-    } else {
-        (0..rank).collect()
-    };
-    let (pad, step, offset) = match mode {
-        2 => (1, 1, 3),
-        3 => (0, 2, 1),
-        _ => (0, 1, 0),
-    };
-    let mut strides = vec![0; rank];
-    let mut acc = step;
-    for &k in order.iter().rev() {
-        strides[k] = acc;
-        acc *= shape[k] + pad;
-    }
-    let mut backing = vec![T::from_f64(-777.0); acc + offset + 1];
-    for (i, ix) in indices(shape).iter().enumerate() {
-        let off: usize = ix.iter().zip(&strides).map(|(a, b)| a * b).sum();
-        backing[offset + off] = data[i];
-    }
-    HostTensor::strided(&backing, shape, &strides, offset)
 }
 
 fn params(mask: u64) -> Params {

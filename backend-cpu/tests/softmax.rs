@@ -5,7 +5,7 @@
 use sunrise_backend_api::ops::AxisParams;
 use sunrise_backend_api::{OpId, Params, StatusCode};
 use sunrise_backend_cpu::element::Element;
-use sunrise_backend_cpu::testing::{run, HostTensor, Rng};
+use sunrise_backend_cpu::testing::{lay, run, HostTensor, Rng};
 
 fn params(axis: u32) -> Params {
     Params::Axis(AxisParams {
@@ -13,33 +13,6 @@ fn params(axis: u32) -> Params {
         axis,
         reserved: 0,
     })
-}
-
-/// `data` (row-major) laid out contiguously (mode 0), transposed (1) or
-/// with every other element (2).
-fn lay<T: Element>(data: &[T], shape: &[usize], mode: usize) -> HostTensor {
-    let rank = shape.len();
-    let order: Vec<usize> = if mode == 1 {
-        (0..rank).rev().collect()
-    } else {
-        (0..rank).collect()
-    };
-    let mut strides = vec![0; rank];
-    let mut acc = if mode == 2 { 2 } else { 1 };
-    for &k in order.iter().rev() {
-        strides[k] = acc;
-        acc *= shape[k];
-    }
-    let mut backing = vec![T::from_f64(-5.0); acc + 1];
-    for (i, &v) in data.iter().enumerate() {
-        let (mut rem, mut off) = (i, 0);
-        for k in (0..rank).rev() {
-            off += (rem % shape[k]) * strides[k];
-            rem /= shape[k];
-        }
-        backing[off] = v;
-    }
-    HostTensor::strided(&backing, shape, &strides, 0)
 }
 
 /// `(outer, n, inner)` around `axis`.
