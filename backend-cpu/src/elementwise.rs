@@ -121,6 +121,25 @@ pub(crate) fn dtype_of(d: &SrTensorDesc) -> Result<DType> {
         .ok_or_else(|| BackendError::unsupported(format!("unknown dtype id {}", d.dtype)))
 }
 
+/// Bytes of an f32 output (its elements times 4) and whether it is
+/// row-major without gaps: what picks the streaming kernels. Not a
+/// validity check (the views check the descriptor).
+pub(crate) fn out_extent(d: &SrTensorDesc) -> Result<(usize, bool)> {
+    let (shape, steps) = (d.dims_usize(), d.steps());
+    let mut expect = 1i64;
+    let mut contiguous = true;
+    for (&n, &s) in shape.iter().zip(steps).rev() {
+        if n != 1 && s != expect {
+            contiguous = false;
+        }
+        expect = expect.saturating_mul(n as i64);
+    }
+    let numel = shape.iter().try_fold(1usize, |a, &n| a.checked_mul(n));
+    let bytes = numel.and_then(|n| n.checked_mul(4));
+    let bytes = bytes.ok_or_else(|| BackendError::invalid("output shape overflows"))?;
+    Ok((bytes, contiguous))
+}
+
 /// `Unsupported` for an op on a dtype it lacks.
 pub(crate) fn no_dtype(op: OpId, dtype: DType) -> BackendError {
     BackendError::unsupported(format!("cpu: {op} does not support {dtype}"))

@@ -7,9 +7,9 @@ use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Result};
 use crate::element::Element;
 use crate::strided::check_arity;
 
-use super::kernels::{bin_slot, table, BinKernels};
+use super::kernels::{table, BinKernels};
 use super::row::{copy_into, launch2, launch3, map2, Src};
-use super::{check_elementwise, dtype_of, no_dtype, portable, view};
+use super::{check_elementwise, dtype_of, no_dtype, out_extent, portable, view};
 
 /// `c = f(a, b)` for the binary op `call.op`.
 ///
@@ -25,7 +25,10 @@ pub(crate) unsafe fn arithmetic(call: &OpCall<'_>) -> Result<()> {
     // (safe on this CPU, see `table_for`) or portable.
     unsafe {
         match dtype {
-            DType::F32 => run::<f32>(op, d, table().binary[bin_slot(op)]),
+            DType::F32 => {
+                let (bytes, contiguous) = out_extent(d[2])?;
+                run::<f32>(op, d, table().binary_for(op, bytes, contiguous))
+            }
             DType::F64 => run::<f64>(op, d, portable::float_binary(op).ok_or_else(none)?),
             DType::I64 => run::<i64>(op, d, portable::int_binary(op).ok_or_else(none)?),
             DType::U8 => Err(none()),

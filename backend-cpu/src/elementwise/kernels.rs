@@ -44,6 +44,11 @@ pub(crate) struct Table {
     pub binary: [BinKernels<f32>; 7],
     /// `neg` .. `silu`, indexed by [`un_slot`].
     pub unary: [Un<f32>; 12],
+    /// As [`Table::binary`], writing the output with streaming
+    /// (non-temporal) stores: for outputs too large to stay cached.
+    pub binary_nt: [BinKernels<f32>; 7],
+    /// As [`Table::unary`], with streaming stores.
+    pub unary_nt: [Un<f32>; 12],
     /// `unary_backward` of `relu`: `(x, dy) -> dx`.
     pub relu_backward: Bin<f32>,
 }
@@ -61,10 +66,14 @@ pub(crate) const fn un_slot(op: OpId) -> usize {
 fn portable_table() -> Table {
     let bin = |op| portable::float_binary::<f32>(op).expect("add..minimum are binary float ops");
     let un = |op| portable::float_unary::<f32>(op).expect("neg..silu are unary float ops");
+    let binary = std::array::from_fn(|i| bin(OpId::ALL[OpId::Add as usize - 1 + i]));
+    let unary = std::array::from_fn(|i| un(OpId::ALL[OpId::Neg as usize - 1 + i]));
     Table {
         tier: Isa::Portable,
-        binary: std::array::from_fn(|i| bin(OpId::ALL[OpId::Add as usize - 1 + i])),
-        unary: std::array::from_fn(|i| un(OpId::ALL[OpId::Neg as usize - 1 + i])),
+        binary,
+        unary,
+        binary_nt: binary,
+        unary_nt: unary,
         relu_backward: portable::float_backward::<f32>(OpId::Relu).expect("relu is unary"),
     }
 }
@@ -99,8 +108,77 @@ pub(crate) fn table_for(isa: Isa) -> Table {
     t
 }
 
+impl Table {
+    /// The kernels of binary op `op` for an output of `bytes` bytes that is
+    /// `contiguous`: streaming ones past [`stream_threshold`].
+    pub(crate) fn binary_for(&self, op: OpId, bytes: usize, contiguous: bool) -> BinKernels<f32> {
+        if contiguous && bytes >= stream_threshold() {
+            self.binary_nt[bin_slot(op)]
+        } else {
+            self.binary[bin_slot(op)]
+        }
+    }
+
+    /// The kernel of unary op `op`, chosen as in [`Table::binary_for`].
+    pub(crate) fn unary_for(&self, op: OpId, bytes: usize, contiguous: bool) -> Un<f32> {
+        if contiguous && bytes >= stream_threshold() {
+            self.unary_nt[un_slot(op)]
+        } else {
+            self.unary[un_slot(op)]
+        }
+    }
+}
+
+/// Output bytes from which elementwise kernels write with streaming
+/// stores: the size of the last-level cache (an output that large cannot
+/// stay cached for its consumer anyway, and streaming spares the
+/// read-for-ownership of every output line). Read once from sysfs;
+/// 32 MiB where it cannot be read.
+pub(crate) fn stream_threshold() -> usize {
+    static BYTES: OnceLock<usize> = OnceLock::new();
+    *BYTES.get_or_init(|| last_level_cache().unwrap_or(32 << 20))
+}
+
+/// The largest cache of CPU 0, from `/sys/devices/system/cpu/cpu0/cache`.
+fn last_level_cache() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("size")).ok())
+        .filter_map(|s| parse_cache_size(s.trim()))
+        .max()
+}
+
+/// `"32768K"`, `"1M"` or `"512"` as bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: usize = num.parse().ok()?;
+    match unit {
+        "" => Some(n),
+        "K" => n.checked_mul(1 << 10),
+        "M" => n.checked_mul(1 << 20),
+        "G" => n.checked_mul(1 << 30),
+        _ => None,
+    }
+}
+
 /// The table for the tier in use ([`isa::tier`]), built once.
 pub(crate) fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| table_for(isa::tier()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cache_size;
+
+    #[test]
+    fn cache_sizes_parse() {
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("x"), None);
+        assert_eq!(parse_cache_size("12Q"), None);
+    }
 }

@@ -240,6 +240,108 @@ fn kernels_never_write_past_the_shortest_slice() {
 }
 
 #[test]
+fn streaming_kernels_match_the_plain_ones_at_every_alignment() {
+    // The streaming kernels peel a head up to a cache-line boundary of the
+    // output: every output offset 0..16 and every tail length must give
+    // the plain kernel's bits, and write nothing outside the output.
+    let mut rng = Rng::new(5);
+    for (tier, table) in tiers() {
+        for &n in LENGTHS.iter().chain(&[4099]) {
+            let a = data(&mut rng, n, -4.0, 4.0, true);
+            let b = data(&mut rng, n, -4.0, 4.0, true);
+            for off in 0..16 {
+                for op in [OpId::Add, OpId::Maximum, OpId::Div] {
+                    let (k, nt) = (table.binary[bin_slot(op)], table.binary_nt[bin_slot(op)]);
+                    let mut want = vec![0f32; n];
+                    let mut got = vec![-7f32; n + 32];
+                    // SAFETY: table_for installs only kernels this CPU supports.
+                    unsafe {
+                        (k.vv)(&a, &b, &mut want);
+                        (nt.vv)(&a, &b, &mut got[off..off + n]);
+                    }
+                    check(
+                        &format!("{op} vv nt @{off}"),
+                        tier,
+                        &a,
+                        &got[off..],
+                        &want,
+                        0,
+                    );
+                    assert!(got[..off].iter().chain(&got[off + n..]).all(|&v| v == -7.0));
+                    // SAFETY: as above.
+                    unsafe {
+                        (k.vs)(&a, 0.5, &mut want);
+                        (nt.vs)(&a, 0.5, &mut got[off..off + n]);
+                    }
+                    check(
+                        &format!("{op} vs nt @{off}"),
+                        tier,
+                        &a,
+                        &got[off..],
+                        &want,
+                        0,
+                    );
+                    // SAFETY: as above.
+                    unsafe {
+                        (k.sv)(0.5, &b, &mut want);
+                        (nt.sv)(0.5, &b, &mut got[off..off + n]);
+                    }
+                    check(
+                        &format!("{op} sv nt @{off}"),
+                        tier,
+                        &b,
+                        &got[off..],
+                        &want,
+                        0,
+                    );
+                }
+                for op in [OpId::Relu, OpId::Exp, OpId::Neg] {
+                    let (k, nt) = (table.unary[un_slot(op)], table.unary_nt[un_slot(op)]);
+                    let mut want = vec![0f32; n];
+                    let mut got = vec![-7f32; n + 32];
+                    // SAFETY: as above.
+                    unsafe {
+                        k(&a, &mut want);
+                        nt(&a, &mut got[off..off + n]);
+                    }
+                    check(&format!("{op} nt @{off}"), tier, &a, &got[off..], &want, 0);
+                    assert!(got[..off].iter().chain(&got[off + n..]).all(|&v| v == -7.0));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn large_contiguous_outputs_pick_the_streaming_kernels() {
+    let t = super::kernels::table();
+    let big = super::kernels::stream_threshold();
+    let slot = bin_slot(OpId::Add);
+    assert_eq!(
+        t.binary_for(OpId::Add, big, true).vv as usize,
+        t.binary_nt[slot].vv as usize
+    );
+    assert_eq!(
+        t.binary_for(OpId::Add, big, false).vv as usize,
+        t.binary[slot].vv as usize
+    );
+    assert_eq!(
+        t.binary_for(OpId::Add, 1024, true).vv as usize,
+        t.binary[slot].vv as usize
+    );
+    let u = un_slot(OpId::Relu);
+    assert_eq!(
+        t.unary_for(OpId::Relu, big, true) as usize,
+        t.unary_nt[u] as usize
+    );
+    assert_eq!(
+        t.unary_for(OpId::Relu, 1024, true) as usize,
+        t.unary[u] as usize
+    );
+    assert!(big >= 1 << 16, "{big}");
+}
+
+#[test]
 fn the_active_table_is_the_active_tier() {
     assert_eq!(super::kernels::table().tier, isa::tier());
 }

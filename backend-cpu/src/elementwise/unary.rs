@@ -6,9 +6,9 @@ use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
 use crate::element::Element;
 use crate::strided::check_arity;
 
-use super::kernels::{table, un_slot, Bin, Un};
+use super::kernels::{table, Bin, Un};
 use super::row::{launch1, launch2, map2, Src};
-use super::{check_elementwise, dtype_of, no_dtype, portable, view};
+use super::{check_elementwise, dtype_of, no_dtype, out_extent, portable, view};
 
 /// `y = f(x)` for the unary op `call.op`.
 ///
@@ -23,7 +23,10 @@ pub(crate) unsafe fn forward(call: &OpCall<'_>) -> Result<()> {
     // (safe on this CPU, see `table_for`) or portable.
     unsafe {
         match dtype {
-            DType::F32 => run::<f32>(op, x, y, table().unary[un_slot(op)]),
+            DType::F32 => {
+                let (bytes, contiguous) = out_extent(y)?;
+                run::<f32>(op, x, y, table().unary_for(op, bytes, contiguous))
+            }
             DType::F64 => run::<f64>(
                 op,
                 x,

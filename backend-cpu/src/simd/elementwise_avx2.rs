@@ -48,6 +48,17 @@ impl F32x for Avx2 {
         unsafe { _mm256_storeu_ps(p, self.0) }
     }
     #[inline(always)]
+    unsafe fn stream(self, p: *mut f32) {
+        // SAFETY: `self` proves the tier; the caller guarantees 32 writable,
+        // 32-byte-aligned bytes at `p`.
+        unsafe { _mm256_stream_ps(p, self.0) }
+    }
+    #[inline(always)]
+    fn stream_fence(self) {
+        // SAFETY: SSE is part of the x86-64 baseline.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn constant(self, v: f32) -> Self {
         Avx2(avx2!(_mm256_set1_ps(v)))
     }

@@ -56,6 +56,17 @@ impl F32x for Avx512 {
         unsafe { _mm512_storeu_ps(p, self.0) }
     }
     #[inline(always)]
+    unsafe fn stream(self, p: *mut f32) {
+        // SAFETY: `self` proves the tier; the caller guarantees 64 writable,
+        // 64-byte-aligned bytes at `p`.
+        unsafe { _mm512_stream_ps(p, self.0) }
+    }
+    #[inline(always)]
+    fn stream_fence(self) {
+        // SAFETY: SSE is part of the x86-64 baseline.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn constant(self, v: f32) -> Self {
         Avx512(avx512!(_mm512_set1_ps(v)))
     }

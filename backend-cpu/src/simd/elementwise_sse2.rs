@@ -45,6 +45,17 @@ impl F32x for Sse2 {
         unsafe { _mm_storeu_ps(p, self.0) }
     }
     #[inline(always)]
+    unsafe fn stream(self, p: *mut f32) {
+        // SAFETY: `self` proves the tier; the caller guarantees 16 writable,
+        // 16-byte-aligned bytes at `p`.
+        unsafe { _mm_stream_ps(p, self.0) }
+    }
+    #[inline(always)]
+    fn stream_fence(self) {
+        // SAFETY: SSE is part of the x86-64 baseline.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn constant(self, v: f32) -> Self {
         Sse2(sse2!(_mm_set1_ps(v)))
     }

@@ -40,6 +40,23 @@ pub(crate) trait F32x: Copy {
     /// # Safety
     /// `p` is valid for writing `LANES` f32.
     unsafe fn store(self, p: *mut f32);
+    /// Stores the lanes at `p` with a non-temporal (streaming) hint where
+    /// the tier has one, bypassing the caches; plain [`F32x::store`]
+    /// otherwise. Streaming stores must be followed by
+    /// [`F32x::stream_fence`] before the data is handed on.
+    ///
+    /// # Safety
+    /// `p` is valid for writing `LANES` f32 and aligned to `4 * LANES` bytes.
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut f32) {
+        // SAFETY: per the caller.
+        unsafe { self.store(p) }
+    }
+    /// Orders this thread's earlier streaming stores before its later
+    /// stores (`sfence` on x86; nothing where [`F32x::stream`] is a plain
+    /// store).
+    #[inline(always)]
+    fn stream_fence(self) {}
 
     /// Every lane `v` (`self` vouches for the tier).
     fn constant(self, v: f32) -> Self;
@@ -81,75 +98,154 @@ pub(crate) trait F32x: Copy {
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
 }
 
-/// Applies `f` to every `LANES`-wide chunk of `x` into `out` (the shorter
-/// length wins); the tail goes through a zero-padded vector.
+/// Alignment in bytes that streaming kernels bring the output to before
+/// their vector loop (one cache line, so lines are written whole).
+const STREAM_ALIGN: usize = 64;
+
+/// Elements before `out` reaches [`STREAM_ALIGN`] (at most 15, capped at
+/// `n`); 0 when not streaming.
+#[inline(always)]
+fn head<const NT: bool>(out: *const f32, n: usize) -> usize {
+    if !NT {
+        return 0;
+    }
+    let mis = out as usize % STREAM_ALIGN;
+    let pad = if mis == 0 {
+        0
+    } else {
+        (STREAM_ALIGN - mis) / 4
+    };
+    pad.min(n)
+}
+
+/// Stores `v` at `p`: streaming when `NT`.
+///
+/// # Safety
+/// As [`F32x::store`]; with `NT`, as [`F32x::stream`].
+#[inline(always)]
+unsafe fn put<V: F32x, const NT: bool>(v: V, p: *mut f32) {
+    // SAFETY: per the caller.
+    unsafe {
+        if NT {
+            v.stream(p)
+        } else {
+            v.store(p)
+        }
+    }
+}
+
+/// Applies `f` to up to 16 elements of `x` into `out` (equal lengths)
+/// through zero-padded vectors.
 ///
 /// # Safety
 /// The CPU supports `V`'s tier.
 #[inline(always)]
-pub(crate) unsafe fn map1<V: F32x>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
+unsafe fn padded1<V: F32x>(x: &[f32], out: &mut [f32], f: &impl Fn(V) -> V) {
+    let m = out.len();
+    let (mut bx, mut bo) = ([0f32; 16], [0f32; 16]);
+    bx[..m].copy_from_slice(&x[..m]);
+    for k in (0..m).step_by(V::LANES) {
+        // SAFETY: the tier is the caller's guarantee; k < m <= 16 and
+        // LANES divides 16, so k + LANES <= 16.
+        unsafe { f(V::load(bx.as_ptr().add(k))).store(bo.as_mut_ptr().add(k)) };
+    }
+    out.copy_from_slice(&bo[..m]);
+}
+
+/// Applies `f` to every `LANES`-wide chunk of `x` into `out` (the shorter
+/// length wins); the tail goes through a zero-padded vector. With `NT`
+/// the output is written with streaming stores (after a head that brings
+/// it to a cache-line boundary) and fenced before returning.
+///
+/// # Safety
+/// The CPU supports `V`'s tier.
+#[inline(always)]
+pub(crate) unsafe fn map1<V: F32x, const NT: bool>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
     let n = x.len().min(out.len());
     let l = V::LANES;
     let (px, po) = (x.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
+    let mut i = head::<NT>(po, n);
     // SAFETY: the tier is the caller's guarantee; every load reads
-    // x[i..i + l] and every store writes out[i..i + l] with i + l <= n.
+    // x[i..i + l] and every store writes out[i..i + l] with i + l <= n;
+    // after the head, out + i is STREAM_ALIGN-aligned when streaming.
     unsafe {
+        padded1(&x[..i], &mut out[..i], &f);
         while i + 4 * l <= n {
             let v = [0, 1, 2, 3].map(|k| V::load(px.add(i + k * l)));
             for (k, v) in v.into_iter().enumerate() {
-                f(v).store(po.add(i + k * l));
+                put::<V, NT>(f(v), po.add(i + k * l));
             }
             i += 4 * l;
         }
         while i + l <= n {
-            f(V::load(px.add(i))).store(po.add(i));
+            put::<V, NT>(f(V::load(px.add(i))), po.add(i));
             i += l;
         }
-    }
-    if i < n {
-        let (mut bx, mut bo) = ([0f32; 16], [0f32; 16]);
-        bx[..n - i].copy_from_slice(&x[i..n]);
-        // SAFETY: the tier is the caller's guarantee; the buffers hold 16 >= l lanes.
-        unsafe { f(V::load(bx.as_ptr())).store(bo.as_mut_ptr()) };
-        out[i..n].copy_from_slice(&bo[..n - i]);
+        padded1(&x[i..n], &mut out[i..n], &f);
+        if NT {
+            V::splat(0.0).stream_fence();
+        }
     }
 }
 
-/// Applies `f` lane-wise to `a` and `b` into `out` (the shortest length
-/// wins); the tail goes through zero-padded vectors.
+/// Applies `f` lane-wise to up to 16 elements of `a` and `b` into `out`
+/// (equal lengths) through zero-padded vectors.
 ///
 /// # Safety
 /// The CPU supports `V`'s tier.
 #[inline(always)]
-pub(crate) unsafe fn map2<V: F32x>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+unsafe fn padded2<V: F32x>(a: &[f32], b: &[f32], out: &mut [f32], f: &impl Fn(V, V) -> V) {
+    let m = out.len();
+    let (mut ba, mut bb, mut bo) = ([0f32; 16], [0f32; 16], [0f32; 16]);
+    ba[..m].copy_from_slice(&a[..m]);
+    bb[..m].copy_from_slice(&b[..m]);
+    for k in (0..m).step_by(V::LANES) {
+        // SAFETY: the tier is the caller's guarantee; k + LANES <= 16.
+        unsafe {
+            let (x, y) = (V::load(ba.as_ptr().add(k)), V::load(bb.as_ptr().add(k)));
+            f(x, y).store(bo.as_mut_ptr().add(k))
+        };
+    }
+    out.copy_from_slice(&bo[..m]);
+}
+
+/// Applies `f` lane-wise to `a` and `b` into `out` (the shortest length
+/// wins); the tail goes through zero-padded vectors. `NT` as in [`map1`].
+///
+/// # Safety
+/// The CPU supports `V`'s tier.
+#[inline(always)]
+pub(crate) unsafe fn map2<V: F32x, const NT: bool>(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(V, V) -> V,
+) {
     let n = a.len().min(b.len()).min(out.len());
     let l = V::LANES;
     let (pa, pb, po) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
+    let mut i = head::<NT>(po, n);
     // SAFETY: the tier is the caller's guarantee; loads read a[i..i + l]
-    // and b[i..i + l], stores write out[i..i + l], with i + l <= n.
+    // and b[i..i + l], stores write out[i..i + l], with i + l <= n; after
+    // the head, out + i is STREAM_ALIGN-aligned when streaming.
     unsafe {
+        padded2(&a[..i], &b[..i], &mut out[..i], &f);
         while i + 4 * l <= n {
             let x = [0, 1, 2, 3].map(|k| V::load(pa.add(i + k * l)));
             let y = [0, 1, 2, 3].map(|k| V::load(pb.add(i + k * l)));
             for k in 0..4 {
-                f(x[k], y[k]).store(po.add(i + k * l));
+                put::<V, NT>(f(x[k], y[k]), po.add(i + k * l));
             }
             i += 4 * l;
         }
         while i + l <= n {
-            f(V::load(pa.add(i)), V::load(pb.add(i))).store(po.add(i));
+            put::<V, NT>(f(V::load(pa.add(i)), V::load(pb.add(i))), po.add(i));
             i += l;
         }
-    }
-    if i < n {
-        let (mut ba, mut bb, mut bo) = ([0f32; 16], [0f32; 16], [0f32; 16]);
-        ba[..n - i].copy_from_slice(&a[i..n]);
-        bb[..n - i].copy_from_slice(&b[i..n]);
-        // SAFETY: the tier is the caller's guarantee; the buffers hold 16 >= l lanes.
-        unsafe { f(V::load(ba.as_ptr()), V::load(bb.as_ptr())).store(bo.as_mut_ptr()) };
-        out[i..n].copy_from_slice(&bo[..n - i]);
+        padded2(&a[i..n], &b[i..n], &mut out[i..n], &f);
+        if NT {
+            V::splat(0.0).stream_fence();
+        }
     }
 }
 
@@ -158,11 +254,16 @@ pub(crate) unsafe fn map2<V: F32x>(a: &[f32], b: &[f32], out: &mut [f32], f: imp
 /// # Safety
 /// The CPU supports `V`'s tier.
 #[inline(always)]
-pub(crate) unsafe fn map_vs<V: F32x>(a: &[f32], b: f32, out: &mut [f32], f: impl Fn(V, V) -> V) {
+pub(crate) unsafe fn map_vs<V: F32x, const NT: bool>(
+    a: &[f32],
+    b: f32,
+    out: &mut [f32],
+    f: impl Fn(V, V) -> V,
+) {
     // SAFETY: the tier is the caller's guarantee.
     unsafe {
         let b = V::splat(b);
-        map1(a, out, |x: V| f(x, b))
+        map1::<V, NT>(a, out, |x: V| f(x, b))
     }
 }
 
@@ -171,11 +272,16 @@ pub(crate) unsafe fn map_vs<V: F32x>(a: &[f32], b: f32, out: &mut [f32], f: impl
 /// # Safety
 /// The CPU supports `V`'s tier.
 #[inline(always)]
-pub(crate) unsafe fn map_sv<V: F32x>(a: f32, b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+pub(crate) unsafe fn map_sv<V: F32x, const NT: bool>(
+    a: f32,
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(V, V) -> V,
+) {
     // SAFETY: the tier is the caller's guarantee.
     unsafe {
         let a = V::splat(a);
-        map1(b, out, |y: V| f(a, y))
+        map1::<V, NT>(b, out, |y: V| f(a, y))
     }
 }
 
@@ -417,9 +523,9 @@ macro_rules! tier_kernels {
             #[doc = "# Safety"]
             #[doc = concat!("The CPU supports ", $feat, ".")]
             #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn $vv(a: &[f32], b: &[f32], out: &mut [f32]) {
+            pub(crate) unsafe fn $vv<const NT: bool>(a: &[f32], b: &[f32], out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map2::<$V>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
+                unsafe { v::map2::<$V, NT>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
             }
 
             #[doc = concat!("`", stringify!($bf), "` of an f32 slice and a scalar with ", $feat, ".")]
@@ -427,9 +533,9 @@ macro_rules! tier_kernels {
             #[doc = "# Safety"]
             #[doc = concat!("The CPU supports ", $feat, ".")]
             #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn $vs(a: &[f32], b: f32, out: &mut [f32]) {
+            pub(crate) unsafe fn $vs<const NT: bool>(a: &[f32], b: f32, out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map_vs::<$V>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
+                unsafe { v::map_vs::<$V, NT>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
             }
 
             #[doc = concat!("`", stringify!($bf), "` of a scalar and an f32 slice with ", $feat, ".")]
@@ -437,9 +543,9 @@ macro_rules! tier_kernels {
             #[doc = "# Safety"]
             #[doc = concat!("The CPU supports ", $feat, ".")]
             #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn $sv(a: f32, b: &[f32], out: &mut [f32]) {
+            pub(crate) unsafe fn $sv<const NT: bool>(a: f32, b: &[f32], out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map_sv::<$V>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
+                unsafe { v::map_sv::<$V, NT>(a, b, out, |a, b| v::$bf::<$V>(a, b)) }
             }
         )*
 
@@ -449,9 +555,9 @@ macro_rules! tier_kernels {
             #[doc = "# Safety"]
             #[doc = concat!("The CPU supports ", $feat, ".")]
             #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn $un(x: &[f32], out: &mut [f32]) {
+            pub(crate) unsafe fn $un<const NT: bool>(x: &[f32], out: &mut [f32]) {
                 // SAFETY: the caller guarantees the tier's features.
-                unsafe { v::map1::<$V>(x, out, |x| v::$uf::<$V>(x)) }
+                unsafe { v::map1::<$V, NT>(x, out, |x| v::$uf::<$V>(x)) }
             }
         )*
 
@@ -462,15 +568,23 @@ macro_rules! tier_kernels {
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn $rb(x: &[f32], dy: &[f32], dx: &mut [f32]) {
             // SAFETY: the caller guarantees the tier's features.
-            unsafe { v::map2::<$V>(x, dy, dx, |x, dy| v::relu_backward::<$V>(x, dy)) }
+            unsafe { v::map2::<$V, false>(x, dy, dx, |x, dy| v::relu_backward::<$V>(x, dy)) }
         }
 
         /// Installs this tier's kernels in `t`. Only [`super::kernels::table_for`]
         /// calls it, after checking that the CPU supports the tier.
         pub(crate) fn plug(t: &mut Table) {
             t.tier = $tier;
-            $( t.binary[bin_slot(OpId::$bop)] = BinKernels { vv: $vv, vs: $vs, sv: $sv }; )*
-            $( t.unary[un_slot(OpId::$uop)] = $un; )*
+            $(
+                t.binary[bin_slot(OpId::$bop)] =
+                    BinKernels { vv: $vv::<false>, vs: $vs::<false>, sv: $sv::<false> };
+                t.binary_nt[bin_slot(OpId::$bop)] =
+                    BinKernels { vv: $vv::<true>, vs: $vs::<true>, sv: $sv::<true> };
+            )*
+            $(
+                t.unary[un_slot(OpId::$uop)] = $un::<false>;
+                t.unary_nt[un_slot(OpId::$uop)] = $un::<true>;
+            )*
             t.relu_backward = $rb;
         }
     };
