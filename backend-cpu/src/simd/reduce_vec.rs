@@ -65,6 +65,13 @@ pub(crate) trait F32x: Copy {
     unsafe fn round(v: Self::V) -> Self::V;
     /// `y * 2^n` for integral `n` in `[-250, 250]`.
     unsafe fn scale2(y: Self::V, n: Self::V) -> Self::V;
+    /// `y * 2^n` for integral `n` in `[-126, 127]`: one multiply by the
+    /// exact power, so the same result as [`F32x::scale2`] there.
+    #[inline(always)]
+    unsafe fn scale2_normal(y: Self::V, n: Self::V) -> Self::V {
+        // SAFETY: per the caller.
+        unsafe { Self::scale2(y, n) }
+    }
     /// All f64 lanes zero.
     unsafe fn dzero() -> Self::D;
     /// `(a + low half of v, b + high half of v)`, widened to f64.
@@ -252,6 +259,11 @@ mod x86 {
         }
         #[inline]
         #[target_feature(enable = "sse2")]
+        unsafe fn scale2_normal(y: __m128, n: __m128) -> __m128 {
+            _mm_mul_ps(y, sse_pow2i(_mm_cvtps_epi32(n)))
+        }
+        #[inline]
+        #[target_feature(enable = "sse2")]
         unsafe fn dzero() -> __m128d {
             _mm_setzero_pd()
         }
@@ -420,6 +432,11 @@ mod x86 {
             let n1 = _mm256_srai_epi32::<1>(n);
             let n2 = _mm256_sub_epi32(n, n1);
             _mm256_mul_ps(_mm256_mul_ps(y, avx2_pow2i(n1)), avx2_pow2i(n2))
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn scale2_normal(y: __m256, n: __m256) -> __m256 {
+            _mm256_mul_ps(y, avx2_pow2i(_mm256_cvtps_epi32(n)))
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]

@@ -50,6 +50,34 @@ pub(crate) unsafe fn exp_v<S: F32x>(x: S::V) -> S::V {
     }
 }
 
+/// `e^x` for `x <= 0` or NaN (a row minus its maximum): the same bits as
+/// [`exp_v`] there, with the work that only larger `x` needs left out
+/// (no upper clamp or overflow lane, and `2^n` as one exact factor since
+/// `n` stays in `[-126, 0]`).
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+pub(crate) unsafe fn exp_nonpos_v<S: F32x>(x: S::V) -> S::V {
+    // SAFETY: the CPU supports `S` (caller).
+    unsafe {
+        let under = S::lt(x, S::splat(EXP_LO));
+        // NaN passes (x86 max returns its second operand on NaN).
+        let xc = S::max(S::splat(EXP_LO), x);
+        let n = S::round(S::mul(xc, S::splat(std::f32::consts::LOG2_E)));
+        let r = S::fma(n, S::splat(-0.693_359_4), xc);
+        let r = S::fma(n, S::splat(2.121_944_4e-4), r);
+        let mut p = S::splat(1.987_569_1e-4);
+        p = S::fma(p, r, S::splat(1.398_2e-3));
+        p = S::fma(p, r, S::splat(8.333_452e-3));
+        p = S::fma(p, r, S::splat(4.166_579_6e-2));
+        p = S::fma(p, r, S::splat(1.666_666_5e-1));
+        p = S::fma(p, r, S::splat(0.5));
+        let y = S::fma(p, S::mul(r, r), S::add(r, S::splat(1.0)));
+        S::select(under, S::splat(0.0), S::scale2_normal(y, n))
+    }
+}
+
 /// A lane-wise map applied by [`map`] (a trait rather than a closure, so
 /// that it inlines into each tier's `#[target_feature]` instance).
 trait LaneOp<S: F32x> {
@@ -134,8 +162,8 @@ unsafe fn exp_sum<S: F32x>(x: &[f32], y: Option<&mut [f32]>, m: f32) -> f64 {
         let (mut s0, mut s1) = (S::splat(0.0), S::splat(0.0));
         let mut i = 0;
         while i + 2 * l <= n {
-            let e0 = exp_v::<S>(S::sub(S::load(xp.add(i)), mv));
-            let e1 = exp_v::<S>(S::sub(S::load(xp.add(i + l)), mv));
+            let e0 = exp_nonpos_v::<S>(S::sub(S::load(xp.add(i)), mv));
+            let e1 = exp_nonpos_v::<S>(S::sub(S::load(xp.add(i + l)), mv));
             if let Some(yp) = yp {
                 S::store(yp.add(i), e0);
                 S::store(yp.add(i + l), e1);
@@ -150,7 +178,7 @@ unsafe fn exp_sum<S: F32x>(x: &[f32], y: Option<&mut [f32]>, m: f32) -> f64 {
             } else {
                 load_tail::<S>(xp.add(i), k, f32::NEG_INFINITY)
             };
-            let e = exp_v::<S>(S::sub(v, mv));
+            let e = exp_nonpos_v::<S>(S::sub(v, mv));
             match (yp, k == l) {
                 (Some(yp), true) => S::store(yp.add(i), e),
                 (Some(yp), false) => store_tail::<S>(yp.add(i), k, e),
