@@ -23,6 +23,7 @@
 mod binary;
 mod convert;
 mod kernels;
+pub(crate) use kernels::stream_threshold;
 mod math;
 mod plan;
 mod portable;

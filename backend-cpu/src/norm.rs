@@ -49,8 +49,9 @@ pub(crate) trait NormElem: Float {
     fn sum(x: &[Self]) -> f64;
     /// `sum (x - c)^2` in f64.
     fn sq_dev(x: &[Self], c: f64) -> f64;
-    /// `y = (x - mean) * rstd * gamma + beta`.
-    fn affine(x: &[Self], gamma: &[Self], beta: &[Self], y: &mut [Self], mean: f64, rstd: f64);
+    /// `y = (x - mean) * rstd * gamma + beta`; `stream`: `y` belongs to an
+    /// output too large to stay cached (a hint, same values).
+    fn affine(x: &[Self], g: &[Self], b: &[Self], y: &mut [Self], stats: (f64, f64), stream: bool);
     /// `y = x * a + b`.
     fn scale_shift(x: &[Self], y: &mut [Self], a: f64, b: f64);
 }
@@ -62,8 +63,13 @@ impl NormElem for f32 {
     fn sq_dev(x: &[f32], c: f64) -> f64 {
         crate::reduce::kernels::table().row_sq_dev(x, c as f32)
     }
-    fn affine(x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f64, rstd: f64) {
-        kernels::table().affine(x, gamma, beta, y, mean as f32, rstd as f32)
+    fn affine(x: &[f32], g: &[f32], b: &[f32], y: &mut [f32], stats: (f64, f64), stream: bool) {
+        let (t, m, r) = (kernels::table(), stats.0 as f32, stats.1 as f32);
+        if stream {
+            t.affine_stream(x, g, b, y, m, r)
+        } else {
+            t.affine(x, g, b, y, m, r)
+        }
     }
     fn scale_shift(x: &[f32], y: &mut [f32], a: f64, b: f64) {
         kernels::table().scale_shift(x, y, a as f32, b as f32)
@@ -77,7 +83,8 @@ impl NormElem for f64 {
     fn sq_dev(x: &[f64], c: f64) -> f64 {
         x.iter().map(|&v| (v - c) * (v - c)).sum()
     }
-    fn affine(x: &[f64], gamma: &[f64], beta: &[f64], y: &mut [f64], mean: f64, rstd: f64) {
+    fn affine(x: &[f64], gamma: &[f64], beta: &[f64], y: &mut [f64], stats: (f64, f64), _: bool) {
+        let (mean, rstd) = stats;
         for (((o, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
             *o = (v - mean) * rstd * g + b;
         }
@@ -214,11 +221,12 @@ unsafe fn layer_norm<T: NormElem>(call: &OpCall<'_>, p: &NormParams) -> Result<(
         return Ok(());
     }
     let eps = p.eps;
+    let stream = std::mem::size_of_val(&*ys) >= crate::elementwise::stream_threshold();
     let row = |((yr, m), r): ((&mut [T], &mut T), &mut T), i: usize| {
         let xr = &xs[i * d..(i + 1) * d];
         let mu = T::sum(xr) / d as f64;
         let inv = 1.0 / (T::sq_dev(xr, mu) / d as f64 + eps).sqrt();
-        T::affine(xr, &g, &b, yr, mu, inv);
+        T::affine(xr, &g, &b, yr, (mu, inv), stream);
         (*m, *r) = (T::from_f64(mu), T::from_f64(inv));
     };
     if rows * d >= threads::PAR_THRESHOLD {

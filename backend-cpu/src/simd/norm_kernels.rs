@@ -11,12 +11,14 @@ use crate::isa::{self, Isa};
 use crate::reduce::kernels::{load_tail, store_tail, tier_kernels};
 use crate::reduce::vec::F32x;
 
-/// `y = (x - mean) * rstd * gamma + beta` over the common length.
+/// `y = (x - mean) * rstd * gamma + beta` over the common length. With
+/// `NT` the output is written with streaming stores (after a head that
+/// aligns it to a vector) and fenced before returning.
 ///
 /// # Safety
 /// The CPU supports `S`.
 #[inline(always)]
-pub(crate) unsafe fn affine_row<S: F32x>(
+pub(crate) unsafe fn affine_row<S: F32x, const NT: bool>(
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
@@ -32,29 +34,65 @@ pub(crate) unsafe fn affine_row<S: F32x>(
         beta.as_ptr(),
         y.as_mut_ptr(),
     );
+    let (a, c) = (rstd, -mean * rstd);
     // SAFETY: the CPU supports `S`; full pieces need `i + l <= n`, the
-    // tail moves `n - i` elements of each slice.
+    // head and tail move fewer than `l` elements of each slice; after the
+    // head `yp + i` is `4 * l`-byte aligned when streaming.
     unsafe {
-        let (a, c) = (S::splat(rstd), S::splat(-mean * rstd));
-        let mut i = 0;
+        let (av, cv) = (S::splat(a), S::splat(c));
+        let mut i = if NT { stream_head::<S>(yp, n) } else { 0 };
+        if i > 0 {
+            affine_part::<S>(xp, gp, bp, yp, i, av, cv);
+        }
         while i + l <= n {
-            let xh = S::fma(S::load(xp.add(i)), a, c);
-            S::store(
-                yp.add(i),
-                S::fma(xh, S::load(gp.add(i)), S::load(bp.add(i))),
-            );
+            let xh = S::fma(S::load(xp.add(i)), av, cv);
+            let v = S::fma(xh, S::load(gp.add(i)), S::load(bp.add(i)));
+            if NT {
+                S::stream(yp.add(i), v)
+            } else {
+                S::store(yp.add(i), v)
+            }
             i += l;
         }
         if i < n {
-            let k = n - i;
-            let xh = S::fma(load_tail::<S>(xp.add(i), k, 0.0), a, c);
-            let v = S::fma(
-                xh,
-                load_tail::<S>(gp.add(i), k, 0.0),
-                load_tail::<S>(bp.add(i), k, 0.0),
-            );
-            store_tail::<S>(yp.add(i), k, v);
+            affine_part::<S>(xp.add(i), gp.add(i), bp.add(i), yp.add(i), n - i, av, cv);
         }
+        if NT {
+            S::stream_fence();
+        }
+    }
+}
+
+/// Elements before the first `4 * LANES`-byte aligned address at or after
+/// `p`, capped at `n`.
+#[inline(always)]
+fn stream_head<S: F32x>(p: *mut f32, n: usize) -> usize {
+    let align = 4 * S::LANES;
+    let mis = p as usize % align;
+    let pad = if mis == 0 { 0 } else { (align - mis) / 4 };
+    pad.min(n)
+}
+
+/// [`affine_row`] on `k < LANES` elements through padded vectors.
+///
+/// # Safety
+/// The CPU supports `S`; `k` elements are readable at `x`, `g`, `b` and
+/// writable at `y`.
+#[inline(always)]
+unsafe fn affine_part<S: F32x>(
+    x: *const f32,
+    g: *const f32,
+    b: *const f32,
+    y: *mut f32,
+    k: usize,
+    a: S::V,
+    c: S::V,
+) {
+    // SAFETY: per the caller.
+    unsafe {
+        let xh = S::fma(load_tail::<S>(x, k, 0.0), a, c);
+        let v = S::fma(xh, load_tail::<S>(g, k, 0.0), load_tail::<S>(b, k, 0.0));
+        store_tail::<S>(y, k, v);
     }
 }
 
@@ -115,17 +153,23 @@ mod x86 {
     use crate::reduce::vec::{Avx2, Avx512, Sse2};
 
     tier_kernels! { "sse2", Sse2;
-        sse2_affine_row_f32 = affine_row::<Sse2>
+        sse2_affine_row_f32 = affine_row::<Sse2, false>
+            [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
+        sse2_affine_row_nt_f32 = affine_row::<Sse2, true>
             [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
         sse2_scale_shift_row_f32 = scale_shift_row::<Sse2> [x: &[f32], y: &mut [f32], a: f32, b: f32];
     }
     tier_kernels! { "avx2,fma", Avx2;
-        avx2_affine_row_f32 = affine_row::<Avx2>
+        avx2_affine_row_f32 = affine_row::<Avx2, false>
+            [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
+        avx2_affine_row_nt_f32 = affine_row::<Avx2, true>
             [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
         avx2_scale_shift_row_f32 = scale_shift_row::<Avx2> [x: &[f32], y: &mut [f32], a: f32, b: f32];
     }
     tier_kernels! { "avx512f", Avx512;
-        avx512_affine_row_f32 = affine_row::<Avx512>
+        avx512_affine_row_f32 = affine_row::<Avx512, false>
+            [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
+        avx512_affine_row_nt_f32 = affine_row::<Avx512, true>
             [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
         avx512_scale_shift_row_f32 = scale_shift_row::<Avx512> [x: &[f32], y: &mut [f32], a: f32, b: f32];
     }
@@ -141,6 +185,7 @@ pub(crate) struct NormKernels {
     /// The tier the table was built for.
     pub(crate) isa: Isa,
     affine: Affine,
+    affine_nt: Affine,
     scale_shift: ScaleShift,
 }
 
@@ -149,6 +194,7 @@ impl NormKernels {
         NormKernels {
             isa: Isa::Portable,
             affine: portable::affine_row_f32,
+            affine_nt: portable::affine_row_f32,
             scale_shift: portable::scale_shift_row_f32,
         }
     }
@@ -165,6 +211,21 @@ impl NormKernels {
     ) {
         // SAFETY: the entry is for a tier this CPU supports (see the type).
         unsafe { (self.affine)(x, gamma, beta, y, mean, rstd) }
+    }
+
+    /// [`NormKernels::affine`] writing `y` with streaming stores (for
+    /// outputs too large to stay cached); the same values.
+    pub(crate) fn affine_stream(
+        &self,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        y: &mut [f32],
+        mean: f32,
+        rstd: f32,
+    ) {
+        // SAFETY: as `affine`.
+        unsafe { (self.affine_nt)(x, gamma, beta, y, mean, rstd) }
     }
 
     /// `y = x * a + b` over the common length.
@@ -187,12 +248,15 @@ pub(crate) fn table_for(isa: Isa) -> Option<NormKernels> {
         use x86::*;
         if matches!(isa, Isa::Sse2 | Isa::Avx2 | Isa::Avx512) {
             (t.affine, t.scale_shift) = (sse2_affine_row_f32, sse2_scale_shift_row_f32);
+            t.affine_nt = sse2_affine_row_nt_f32;
         }
         if matches!(isa, Isa::Avx2 | Isa::Avx512) {
             (t.affine, t.scale_shift) = (avx2_affine_row_f32, avx2_scale_shift_row_f32);
+            t.affine_nt = avx2_affine_row_nt_f32;
         }
         if isa == Isa::Avx512 {
             (t.affine, t.scale_shift) = (avx512_affine_row_f32, avx512_scale_shift_row_f32);
+            t.affine_nt = avx512_affine_row_nt_f32;
         }
     }
     Some(t)
@@ -227,6 +291,32 @@ mod tests {
                         .all(|(u, v)| (u - v).abs() <= 2e-6 * (1.0 + v.abs()))
                 };
                 assert!(close(&y1, &y2), "affine {} n={n}", t.isa);
+                for off in 0..n.min(17) {
+                    let mut y3 = vec![0f32; n];
+                    let r = off..n;
+                    t.affine_stream(
+                        &x[r.clone()],
+                        &g[r.clone()],
+                        &b[r.clone()],
+                        &mut y3[r.clone()],
+                        0.3,
+                        1.7,
+                    );
+                    t.affine(
+                        &x[r.clone()],
+                        &g[r.clone()],
+                        &b[r.clone()],
+                        &mut y1[r.clone()],
+                        0.3,
+                        1.7,
+                    );
+                    assert_eq!(
+                        y1[r.clone()],
+                        y3[r],
+                        "affine_stream {} n={n} off={off}",
+                        t.isa
+                    );
+                }
                 t.scale_shift(&x, &mut y1, -0.7, 0.25);
                 p.scale_shift(&x, &mut y2, -0.7, 0.25);
                 assert!(close(&y1, &y2), "scale_shift {} n={n}", t.isa);

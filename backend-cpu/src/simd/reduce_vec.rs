@@ -29,6 +29,16 @@ pub(crate) trait F32x: Copy {
     unsafe fn load(p: *const f32) -> Self::V;
     /// Unaligned store of `LANES` elements.
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// Streaming (non-temporal) store of `LANES` elements at `p`, which is
+    /// aligned to `4 * LANES` bytes; [`F32x::stream_fence`] orders it.
+    #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: Self::V) {
+        // SAFETY: per the caller.
+        unsafe { Self::store(p, v) }
+    }
+    /// Orders earlier [`F32x::stream`] stores before later stores.
+    #[inline(always)]
+    unsafe fn stream_fence() {}
     /// `a + b`
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// `a - b`
@@ -163,6 +173,17 @@ mod x86 {
         unsafe fn store(p: *mut f32, v: __m128) {
             // SAFETY: the caller provides 4 writable f32 at `p`.
             unsafe { _mm_storeu_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "sse2")]
+        unsafe fn stream(p: *mut f32, v: __m128) {
+            // SAFETY: the caller provides 4 writable, 16-byte aligned f32 at `p`.
+            unsafe { _mm_stream_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "sse2")]
+        unsafe fn stream_fence() {
+            _mm_sfence()
         }
         #[inline]
         #[target_feature(enable = "sse2")]
@@ -333,6 +354,17 @@ mod x86 {
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
+        unsafe fn stream(p: *mut f32, v: __m256) {
+            // SAFETY: the caller provides 8 writable, 32-byte aligned f32 at `p`.
+            unsafe { _mm256_stream_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn stream_fence() {
+            _mm_sfence()
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn add(a: __m256, b: __m256) -> __m256 {
             _mm256_add_ps(a, b)
         }
@@ -499,6 +531,17 @@ mod x86 {
         unsafe fn store(p: *mut f32, v: __m512) {
             // SAFETY: the caller provides 16 writable f32 at `p`.
             unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn stream(p: *mut f32, v: __m512) {
+            // SAFETY: the caller provides 16 writable, 64-byte aligned f32 at `p`.
+            unsafe { _mm512_stream_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn stream_fence() {
+            _mm_sfence()
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
