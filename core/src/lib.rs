@@ -46,3 +46,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn cpu_isa() -> &'static sunrise_backend_cpu::isa::IsaChoice {
     sunrise_backend_cpu::isa::choice()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
