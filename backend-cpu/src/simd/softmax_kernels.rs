@@ -207,6 +207,77 @@ pub(crate) unsafe fn softmax_row<S: F32x>(x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Rows up to this length go through [`softmax_row_nt`]'s scratch row.
+const SCRATCH: usize = 4096;
+
+thread_local! {
+    /// [`softmax_row_nt`]'s cache-resident row of `e^(x - max)`.
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`softmax_row`] writing `y` with streaming stores: `e^(x - max)` goes to
+/// a cache-resident scratch row, then `y = scratch / sum` streams out (no
+/// read-for-ownership of `y`). Same values; rows longer than [`SCRATCH`]
+/// run [`softmax_row`].
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+pub(crate) unsafe fn softmax_row_nt<S: F32x>(x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    if n > SCRATCH {
+        // SAFETY: the CPU supports `S` (caller).
+        return unsafe { softmax_row::<S>(x, y) };
+    }
+    let (x, y) = (&x[..n], &mut y[..n]);
+    // Taken out rather than borrowed in a closure: a closure would not
+    // inherit the caller's target features and its lane ops would not inline.
+    let mut buf = ROW.take();
+    buf.resize(SCRATCH, 0.0);
+    let e = &mut buf[..n];
+    // SAFETY: the CPU supports `S` (caller); lengths match.
+    unsafe {
+        let m = row_extreme::<S, true>(x);
+        let inv = S::splat((1.0 / exp_sum::<S>(x, Some(&mut *e), m)) as f32);
+        scale_stream::<S>(e, y, inv);
+    }
+    ROW.set(buf);
+}
+
+/// `y = e * s` lane-wise with streaming stores (after a head that aligns
+/// `y` to a vector), fenced; `y` as long as `e`.
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+unsafe fn scale_stream<S: F32x>(e: &[f32], y: &mut [f32], s: S::V) {
+    let (l, n, ep, yp) = (S::LANES, e.len().min(y.len()), e.as_ptr(), y.as_mut_ptr());
+    let align = 4 * l;
+    let mis = yp as usize % align;
+    let head = if mis == 0 {
+        0
+    } else {
+        ((align - mis) / 4).min(n)
+    };
+    // SAFETY: the head and tail move fewer than `l` elements; full pieces
+    // need `i + l <= n` and start `4 * l`-byte aligned after the head.
+    unsafe {
+        if head > 0 {
+            store_tail::<S>(yp, head, S::mul(load_tail::<S>(ep, head, 0.0), s));
+        }
+        let mut i = head;
+        while i + l <= n {
+            S::stream(yp.add(i), S::mul(S::load(ep.add(i)), s));
+            i += l;
+        }
+        if i < n {
+            let v = S::mul(load_tail::<S>(ep.add(i), n - i, 0.0), s);
+            store_tail::<S>(yp.add(i), n - i, v);
+        }
+        S::stream_fence();
+    }
+}
+
 /// `y *= s` lane-wise, in place.
 ///
 /// # Safety
@@ -383,6 +454,7 @@ mod x86 {
     tier_kernels! { "sse2", Sse2;
         sse2_exp_f32 = exp_row::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_softmax_row_f32 = softmax_row::<Sse2> [x: &[f32], y: &mut [f32]];
+        sse2_softmax_row_nt_f32 = softmax_row_nt::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_log_softmax_row_f32 = log_softmax_row::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_log_sum_exp_f32 = log_sum_exp::<Sse2> [x: &[f32]] -> f32;
         sse2_softmax_bwd_row_f32 = softmax_bwd_row::<Sse2> [y: &[f32], dy: &[f32], dx: &mut [f32]];
@@ -391,6 +463,7 @@ mod x86 {
     tier_kernels! { "avx2,fma", Avx2;
         avx2_exp_f32 = exp_row::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_softmax_row_f32 = softmax_row::<Avx2> [x: &[f32], y: &mut [f32]];
+        avx2_softmax_row_nt_f32 = softmax_row_nt::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_log_softmax_row_f32 = log_softmax_row::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_log_sum_exp_f32 = log_sum_exp::<Avx2> [x: &[f32]] -> f32;
         avx2_softmax_bwd_row_f32 = softmax_bwd_row::<Avx2> [y: &[f32], dy: &[f32], dx: &mut [f32]];
@@ -399,6 +472,7 @@ mod x86 {
     tier_kernels! { "avx512f", Avx512;
         avx512_exp_f32 = exp_row::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_softmax_row_f32 = softmax_row::<Avx512> [x: &[f32], y: &mut [f32]];
+        avx512_softmax_row_nt_f32 = softmax_row_nt::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_log_softmax_row_f32 = log_softmax_row::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_log_sum_exp_f32 = log_sum_exp::<Avx512> [x: &[f32]] -> f32;
         avx512_softmax_bwd_row_f32 = softmax_bwd_row::<Avx512> [y: &[f32], dy: &[f32], dx: &mut [f32]];
@@ -418,6 +492,7 @@ pub(crate) struct SoftmaxKernels {
     pub(crate) isa: Isa,
     exp: Map,
     softmax: Map,
+    softmax_nt: Map,
     log_softmax: Map,
     log_sum_exp: unsafe fn(&[f32]) -> f32,
     softmax_bwd: Bwd,
@@ -431,6 +506,7 @@ impl SoftmaxKernels {
             isa: Isa::Portable,
             exp: exp_f32,
             softmax: softmax_row_f32,
+            softmax_nt: softmax_row_f32,
             log_softmax: log_softmax_row_f32,
             log_sum_exp: log_sum_exp_f32,
             softmax_bwd: softmax_bwd_row_f32,
@@ -452,6 +528,13 @@ impl SoftmaxKernels {
     pub(crate) fn softmax(&self, x: &[f32], y: &mut [f32]) {
         // SAFETY: as `exp`.
         unsafe { (self.softmax)(x, y) }
+    }
+
+    /// [`SoftmaxKernels::softmax`] writing `y` with streaming stores (for
+    /// outputs too large to stay cached); the same values.
+    pub(crate) fn softmax_stream(&self, x: &[f32], y: &mut [f32]) {
+        // SAFETY: as `exp`.
+        unsafe { (self.softmax_nt)(x, y) }
     }
 
     /// `y = log_softmax(x)`; `y` as long as `x`.
@@ -491,6 +574,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<SoftmaxKernels> {
     {
         use x86::*;
         if matches!(isa, Isa::Sse2 | Isa::Avx2 | Isa::Avx512) {
+            t.softmax_nt = sse2_softmax_row_nt_f32;
             (t.exp, t.softmax, t.log_softmax) =
                 (sse2_exp_f32, sse2_softmax_row_f32, sse2_log_softmax_row_f32);
             t.log_sum_exp = sse2_log_sum_exp_f32;
@@ -498,6 +582,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<SoftmaxKernels> {
                 (sse2_softmax_bwd_row_f32, sse2_log_softmax_bwd_row_f32);
         }
         if matches!(isa, Isa::Avx2 | Isa::Avx512) {
+            t.softmax_nt = avx2_softmax_row_nt_f32;
             (t.exp, t.softmax, t.log_softmax) =
                 (avx2_exp_f32, avx2_softmax_row_f32, avx2_log_softmax_row_f32);
             t.log_sum_exp = avx2_log_sum_exp_f32;
@@ -505,6 +590,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<SoftmaxKernels> {
                 (avx2_softmax_bwd_row_f32, avx2_log_softmax_bwd_row_f32);
         }
         if isa == Isa::Avx512 {
+            t.softmax_nt = avx512_softmax_row_nt_f32;
             (t.exp, t.softmax, t.log_softmax) = (
                 avx512_exp_f32,
                 avx512_softmax_row_f32,
@@ -604,6 +690,13 @@ mod tests {
                 t.softmax(&x, &mut a);
                 p.softmax(&x, &mut b);
                 assert!(close(&a, &b, 1e-6), "softmax {tag}");
+                for off in 0..n.min(17) {
+                    let mut e = vec![0f32; n];
+                    t.softmax_stream(&x[off..], &mut e[off..]);
+                    t.softmax(&x[off..], &mut a[off..]);
+                    assert_eq!(a[off..], e[off..], "softmax_stream {tag} off={off}");
+                }
+                t.softmax(&x, &mut a);
                 let (mut c, mut d) = (vec![0f32; n], vec![0f32; n]);
                 t.log_softmax(&x, &mut c);
                 p.log_softmax(&x, &mut d);
