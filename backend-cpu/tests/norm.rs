@@ -126,6 +126,33 @@ fn numeric_grad(p: &[f64], h: f64, loss: impl Fn(&[f64]) -> f64) -> Vec<f64> {
         .collect()
 }
 
+/// Checks `(dx, dgamma, dbeta)` against central differences of `loss`.
+fn assert_grads(
+    got: &[Vec<f64>],
+    [x, g, b]: [&[f64]; 3],
+    loss: &dyn Fn(&[f64], &[f64], &[f64]) -> f64,
+    tag: &str,
+) {
+    assert_close(
+        &got[0],
+        &numeric_grad(x, 1e-5, |x| loss(x, g, b)),
+        1e-7,
+        &format!("dx {tag}"),
+    );
+    assert_close(
+        &got[1],
+        &numeric_grad(g, 1e-5, |g| loss(x, g, b)),
+        1e-7,
+        &format!("dgamma {tag}"),
+    );
+    assert_close(
+        &got[2],
+        &numeric_grad(b, 1e-5, |b| loss(x, g, b)),
+        1e-7,
+        &format!("dbeta {tag}"),
+    );
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -190,24 +217,7 @@ fn layer_norm_backward_matches_central_differences() {
                 &shape[split..],
             );
             let tag = format!("{shape:?} k={k} mode {mode}");
-            assert_close(
-                &got[0],
-                &numeric_grad(&x, 1e-5, |x| loss(x, &g, &b)),
-                1e-7,
-                &format!("dx {tag}"),
-            );
-            assert_close(
-                &got[1],
-                &numeric_grad(&g, 1e-5, |g| loss(&x, g, &b)),
-                1e-7,
-                &format!("dgamma {tag}"),
-            );
-            assert_close(
-                &got[2],
-                &numeric_grad(&b, 1e-5, |b| loss(&x, &g, b)),
-                1e-7,
-                &format!("dbeta {tag}"),
-            );
+            assert_grads(&got, [&x, &g, &b], &loss, &tag);
             // f32 gives the f64 result to f32 precision.
             let f = |v: &[f64]| -> Vec<f32> { from64(v) };
             let got32 = bwd_run::<f32>(
@@ -397,24 +407,7 @@ fn batch_norm_backward_matches_central_differences() {
                 &[c],
             );
             let tag = format!("{shape:?} n={n} mode {mode}");
-            assert_close(
-                &got[0],
-                &numeric_grad(&x, 1e-5, |x| loss(x, &g, &b)),
-                1e-7,
-                &format!("dx {tag}"),
-            );
-            assert_close(
-                &got[1],
-                &numeric_grad(&g, 1e-5, |g| loss(&x, g, &b)),
-                1e-7,
-                &format!("dgamma {tag}"),
-            );
-            assert_close(
-                &got[2],
-                &numeric_grad(&b, 1e-5, |b| loss(&x, &g, b)),
-                1e-7,
-                &format!("dbeta {tag}"),
-            );
+            assert_grads(&got, [&x, &g, &b], &loss, &tag);
         }
     }
 }
