@@ -126,13 +126,11 @@ fn numeric_grad(p: &[f64], h: f64, loss: impl Fn(&[f64]) -> f64) -> Vec<f64> {
         .collect()
 }
 
+/// A scalar loss of `(x, gamma, beta)`.
+type Loss3<'a> = dyn Fn(&[f64], &[f64], &[f64]) -> f64 + 'a;
+
 /// Checks `(dx, dgamma, dbeta)` against central differences of `loss`.
-fn assert_grads(
-    got: &[Vec<f64>],
-    [x, g, b]: [&[f64]; 3],
-    loss: &dyn Fn(&[f64], &[f64], &[f64]) -> f64,
-    tag: &str,
-) {
+fn assert_grads(got: &[Vec<f64>], [x, g, b]: [&[f64]; 3], loss: &Loss3<'_>, tag: &str) {
     assert_close(
         &got[0],
         &numeric_grad(x, 1e-5, |x| loss(x, g, b)),
