@@ -1,0 +1,1 @@
+// indexing kernels: written next (work in progress).

@@ -1,0 +1,1 @@
+// loss kernels: written next (work in progress).

@@ -1,0 +1,1 @@
+// norm kernels: written next (work in progress).

@@ -1,0 +1,1 @@
+// pool kernels: written next (work in progress).

@@ -1,0 +1,1 @@
+// reduce kernels: written next (work in progress).

@@ -1,0 +1,1 @@
+// softmax kernels: written next (work in progress).
