@@ -36,7 +36,7 @@ typedef struct SrBackend SrBackend;
  * Minor version of this ABI. Minor versions only append; the version in
  * effect between a host and a plugin is the lower of the two.
  */
-#define SR_ABI_MINOR 0
+#define SR_ABI_MINOR 1
 
 /**
  * Highest tensor rank a descriptor carries.
@@ -401,6 +401,13 @@ typedef struct SrPluginApi {
                            uint64_t input_count,
                            const struct SrTensorDesc *outputs,
                            uint64_t output_count);
+    /**
+     * Since ABI 1.1: sets backend option `key` to `value` (NUL-terminated
+     * UTF-8) for every device of the instance, e.g. the CUDA backend's
+     * `tf32` = `on` or `off`. An unknown key or value is
+     * `SR_INVALID_ARGUMENT`. A host reads it only when `struct_size` covers it.
+     */
+    SrStatusPtr (*set_option)(SrBackend *backend, const char *key, const char *value);
 } SrPluginApi;
 
 /**

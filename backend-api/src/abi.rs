@@ -19,7 +19,7 @@ use std::ffi::{c_char, c_void};
 pub const SR_ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI. Minor versions only append; the version in
 /// effect between a host and a plugin is the lower of the two.
-pub const SR_ABI_MINOR: u32 = 0;
+pub const SR_ABI_MINOR: u32 = 1;
 /// Highest tensor rank a descriptor carries.
 pub const SR_MAX_RANK: usize = 8;
 
@@ -341,6 +341,17 @@ pub struct SrPluginApi {
             output_count: u64,
         ) -> SrStatusPtr,
     >,
+    /// Since ABI 1.1: sets backend option `key` to `value` (NUL-terminated
+    /// UTF-8) for every device of the instance, e.g. the CUDA backend's
+    /// `tf32` = `on` or `off`. An unknown key or value is
+    /// `SR_INVALID_ARGUMENT`. A host reads it only when `struct_size` covers it.
+    pub set_option: Option<
+        unsafe extern "C" fn(
+            backend: *mut SrBackend,
+            key: *const c_char,
+            value: *const c_char,
+        ) -> SrStatusPtr,
+    >,
 }
 
 /// `sunrise_backend_probe_v1`: fills `info`; never fails, never panics.
@@ -434,6 +445,7 @@ impl SrPluginApi {
             buffer_read: None,
             synchronize: None,
             execute: None,
+            set_option: None,
         }
     }
 }

@@ -74,6 +74,17 @@ pub trait Backend: Send + Sync {
     /// except where the op accumulates. Shapes and dtypes are the backend's
     /// to check: it returns `InvalidArgument` for any it does not accept.
     unsafe fn execute(&self, device: u32, call: &OpCall<'_>) -> Result<()>;
+
+    /// Sets a backend option (ABI 1.1), e.g. the CUDA backend's `tf32` to
+    /// `on` or `off`. The default knows no option: every key is refused
+    /// with `InvalidArgument`.
+    fn set_option(&self, key: &str, value: &str) -> Result<()> {
+        let _ = value;
+        Err(crate::error::BackendError::invalid(format!(
+            "backend {} has no option {key:?}",
+            self.name()
+        )))
+    }
 }
 
 /// The host as a plugin sees it during `init`.

@@ -162,6 +162,7 @@ pub unsafe fn init<T: Plugin>(host: *const SrHostApi, plugin: *mut SrPluginApi) 
             buffer_read: Some(buffer_read::<T>),
             synchronize: Some(synchronize::<T>),
             execute: Some(execute::<T>),
+            set_option: Some(set_option::<T>),
         };
         // SAFETY: the host's table holds `plugin_size` >= `fit` writable
         // bytes; only the fields that fit (all of 1.0, checked above) are copied.
@@ -479,5 +480,33 @@ unsafe extern "C" fn execute<T: Plugin>(
         };
         // SAFETY: the host validated every view against its buffer.
         unsafe { i.backend.execute(device, &call) }
+    })))
+}
+
+/// Reads a NUL-terminated UTF-8 argument.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string.
+unsafe fn c_str_arg<'a>(p: *const c_char, what: &str) -> crate::error::Result<&'a str> {
+    if p.is_null() {
+        return Err(BackendError::invalid(format!("set_option: {what} is null")));
+    }
+    // SAFETY: non-null and NUL-terminated per the contract.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| BackendError::invalid(format!("set_option: {what} is not UTF-8")))
+}
+
+unsafe extern "C" fn set_option<T: Plugin>(
+    b: *mut SrBackend,
+    key: *const c_char,
+    value: *const c_char,
+) -> SrStatusPtr {
+    status_of(catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: table contract.
+        let i = unsafe { inst::<T>(b) }?;
+        // SAFETY: the host passes NUL-terminated strings.
+        let (key, value) = unsafe { (c_str_arg(key, "key")?, c_str_arg(value, "value")?) };
+        i.backend.set_option(key, value)
     })))
 }

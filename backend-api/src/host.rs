@@ -295,6 +295,26 @@ impl Backend for TableBackend {
         unsafe { BackendError::from_raw(f(self.api.backend, device)) }
     }
 
+    fn set_option(&self, key: &str, value: &str) -> Result<()> {
+        let end = std::mem::offset_of!(SrPluginApi, set_option) + std::mem::size_of::<usize>();
+        let f = match self.api.set_option {
+            Some(f) if has_field(self.api.struct_size, end) => f,
+            _ => {
+                return Err(BackendError::unsupported(format!(
+                    "plugin {} implements ABI 1.{}, which has no options (set_option is 1.1)",
+                    self.name, self.api.abi_minor
+                )))
+            }
+        };
+        let to_c = |s: &str, what: &str| {
+            std::ffi::CString::new(s)
+                .map_err(|_| BackendError::invalid(format!("set_option: {what} holds a NUL byte")))
+        };
+        let (k, v) = (to_c(key, "key")?, to_c(value, "value")?);
+        // SAFETY: the table's own instance; both strings outlive the call.
+        unsafe { BackendError::from_raw(f(self.api.backend, k.as_ptr(), v.as_ptr())) }
+    }
+
     unsafe fn execute(&self, device: u32, call: &OpCall<'_>) -> Result<()> {
         let f = self.api.execute.ok_or_else(|| missing("execute"))?;
         // SAFETY: descriptors are valid per the caller; params point into

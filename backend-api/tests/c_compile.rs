@@ -126,6 +126,7 @@ fn abi_struct_asserts(out: &mut String) {
     c_layout!(out, SrPluginApi => "SrPluginApi" {
         struct_size, ext, abi_major, abi_minor, backend, destroy, device_count, device_props,
         supported_ops, buffer_alloc, buffer_free, buffer_write, buffer_read, synchronize, execute,
+        set_option,
     });
 }
 
@@ -606,6 +607,11 @@ mod plugin {
         assert!(b.synchronize(0).is_ok());
         assert!(b.supports(OpId::Neg, DType::F32));
         assert!(!b.supports(OpId::Add, DType::F32));
+        // The C plugin leaves the 1.1 entry `set_option` null: refused
+        // cleanly by the host, never called.
+        let e = b.set_option("tf32", "on").unwrap_err();
+        assert_eq!(e.code, StatusCode::Unsupported, "{e:?}");
+        assert!(e.message.contains("no options"), "{}", e.message);
     }
 
     fn check_neg(b: &TableBackend) {

@@ -160,7 +160,7 @@ fn header_declares_every_abi_item() {
         "typedef struct SrBuffer SrBuffer;",
         "typedef struct SrBackend SrBackend;",
         "#define SR_ABI_MAJOR 1",
-        "#define SR_ABI_MINOR 0",
+        "#define SR_ABI_MINOR 1",
         "#define SR_MAX_RANK 8",
         "typedef void (*SrProbeFnV1)(struct SrProbeInfo *info);",
         "typedef SrStatusPtr (*SrInitFnV1)(const struct SrHostApi *host, struct SrPluginApi *plugin);",

@@ -137,7 +137,7 @@ fn host_api_layout() {
 
 #[test]
 fn plugin_api_layout() {
-    pin_layout!(SrPluginApi, size 112, align 8, {
+    pin_layout!(SrPluginApi, size 120, align 8, {
         struct_size: 0 + 8,
         ext: 8 + 8,
         abi_major: 16 + 4,
@@ -153,6 +153,8 @@ fn plugin_api_layout() {
         buffer_read: 88 + 8,
         synchronize: 96 + 8,
         execute: 104 + 8,
+        // ABI 1.1 appended:
+        set_option: 112 + 8,
     });
 }
 

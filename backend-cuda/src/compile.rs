@@ -57,7 +57,9 @@ pub(crate) fn compile(src: &KernelSource, arch: (i32, i32)) -> Result<Image, Str
         .copied()
         .filter(|&a| a <= sm)
         .max()
-        .ok_or_else(|| format!("NVRTC supports no architecture up to sm_{sm} (it has {supported:?})"))?;
+        .ok_or_else(|| {
+            format!("NVRTC supports no architecture up to sm_{sm} (it has {supported:?})")
+        })?;
     let mut ptx = compile_with(src, &format!("--gpu-architecture=compute_{best}"), false)?;
     if ptx.last() != Some(&0) {
         ptx.push(0);
@@ -70,10 +72,16 @@ pub(crate) fn supported_archs() -> Result<Vec<i32>, String> {
     crate::libs::guarded("nvrtcGetSupportedArchs", || {
         let mut n = 0;
         // SAFETY: one out-pointer to a live i32.
-        check(unsafe { sys::nvrtcGetNumSupportedArchs(&mut n) }, "nvrtcGetNumSupportedArchs")?;
+        check(
+            unsafe { sys::nvrtcGetNumSupportedArchs(&mut n) },
+            "nvrtcGetNumSupportedArchs",
+        )?;
         let mut archs = vec![0; n.max(0) as usize];
         // SAFETY: `archs` holds the number of entries NVRTC just reported.
-        check(unsafe { sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) }, "nvrtcGetSupportedArchs")?;
+        check(
+            unsafe { sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) },
+            "nvrtcGetSupportedArchs",
+        )?;
         Ok(archs)
     })?
 }
@@ -102,7 +110,14 @@ fn compile_with(src: &KernelSource, arch_opt: &str, cubin: bool) -> Result<Vec<u
         // SAFETY: valid NUL-terminated strings; no headers.
         check(
             unsafe {
-                sys::nvrtcCreateProgram(&mut prog, code.as_ptr(), name.as_ptr(), 0, std::ptr::null(), std::ptr::null())
+                sys::nvrtcCreateProgram(
+                    &mut prog,
+                    code.as_ptr(),
+                    name.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                    std::ptr::null(),
+                )
             },
             "nvrtcCreateProgram",
         )?;
@@ -114,11 +129,19 @@ fn compile_with(src: &KernelSource, arch_opt: &str, cubin: bool) -> Result<Vec<u
 }
 
 /// Compiles `prog` and fetches its output.
-fn build(prog: sys::nvrtcProgram, opts: &[*const c_char], cubin: bool, name: &str) -> Result<Vec<u8>, String> {
+fn build(
+    prog: sys::nvrtcProgram,
+    opts: &[*const c_char],
+    cubin: bool,
+    name: &str,
+) -> Result<Vec<u8>, String> {
     // SAFETY: `prog` is live; `opts` point to live NUL-terminated strings.
     let r = unsafe { sys::nvrtcCompileProgram(prog, opts.len() as i32, opts.as_ptr()) };
     if r != sys::nvrtcResult::NVRTC_SUCCESS {
-        return Err(format!("NVRTC could not compile {name}.cu ({r:?}):\n{}", log(prog)));
+        return Err(format!(
+            "NVRTC could not compile {name}.cu ({r:?}):\n{}",
+            log(prog)
+        ));
     }
     let mut size = 0usize;
     // SAFETY: `prog` compiled; `size` is a live out-pointer.
@@ -153,7 +176,10 @@ fn log(prog: sys::nvrtcProgram) -> String {
     let mut buf = vec![0u8; size.max(1)];
     // SAFETY: `buf` holds at least `size` bytes.
     unsafe { sys::nvrtcGetProgramLog(prog, buf.as_mut_ptr().cast()) };
-    String::from_utf8_lossy(&buf).trim_end_matches('\0').trim().to_string()
+    String::from_utf8_lossy(&buf)
+        .trim_end_matches('\0')
+        .trim()
+        .to_string()
 }
 
 /// The cache directory: `$SUNRISE_CUDA_CACHE_DIR`, else
@@ -206,7 +232,9 @@ impl CacheKey<'_> {
 
 /// FNV-1a, 64-bit, from `seed`: stable across builds and Rust versions.
 pub(crate) fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    bytes.iter().fold(seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(seed, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 const MAGIC_CUBIN: &[u8; 8] = b"SRCUBIN1";
@@ -287,7 +315,10 @@ pub(crate) fn image_for(key: &CacheKey<'_>) -> Result<(Image, bool), String> {
     let img = compile(key.source, key.arch)?;
     if let Some(d) = dir.as_deref() {
         if let Err(e) = store_cached(d, key, &img) {
-            crate::log_warn(&format!("cannot write the kernel cache in {}: {e}", d.display()));
+            crate::log_warn(&format!(
+                "cannot write the kernel cache in {}: {e}",
+                d.display()
+            ));
         }
     }
     Ok((img, false))
@@ -313,7 +344,10 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_reject_damage() {
-        for img in [Image::Cubin(vec![1, 2, 3, 4]), Image::Ptx(b".version 8.0\0".to_vec())] {
+        for img in [
+            Image::Cubin(vec![1, 2, 3, 4]),
+            Image::Ptx(b".version 8.0\0".to_vec()),
+        ] {
             let e = encode(&img);
             assert_eq!(decode(&e), Some(img.clone()));
             for cut in 0..e.len() {
@@ -338,7 +372,10 @@ mod tests {
         k = key(12040);
         k.nvrtc = (12, 5);
         assert_ne!(base, k.file_name());
-        let other = KernelSource { name: "t", code: "// other" };
+        let other = KernelSource {
+            name: "t",
+            code: "// other",
+        };
         k = key(12040);
         k.source = &other;
         assert_ne!(base, k.file_name());
@@ -347,7 +384,8 @@ mod tests {
 
     #[test]
     fn store_then_load_and_corruption_is_rebuilt_not_trusted() {
-        let dir = std::env::temp_dir().join(format!("sunrise-cuda-cache-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sunrise-cuda-cache-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let k = key(12040);
         assert_eq!(load_cached(&dir, &k), None);
@@ -355,7 +393,10 @@ mod tests {
         store_cached(&dir, &k, &img).unwrap();
         assert_eq!(load_cached(&dir, &k), Some(img.clone()));
         // No temporary file left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         // Corrupt it: the entry is refused.
         let path = dir.join(k.file_name());

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use cudarc::cublas::sys as blas;
@@ -48,11 +49,13 @@ pub(crate) struct State {
     modules: HashMap<&'static str, sys::CUmodule>,
     functions: HashMap<(&'static str, &'static str), sys::CUfunction>,
     blas: Option<blas::cublasHandle_t>,
+    /// The math mode last set on `blas`: TF32 allowed?
+    blas_tf32: bool,
     dnn: Option<dnn::cudnnHandle_t>,
     /// cuDNN's workspace: grows, never shrinks.
     workspace: Option<(sys::CUdeviceptr, usize)>,
-    /// Chosen conv algorithms, by shape key.
-    pub conv_algos: HashMap<crate::conv::ConvKey, i32>,
+    /// Chosen conv algorithms and their workspace bytes, by shape key.
+    pub conv_algos: HashMap<crate::conv::ConvKey, (i32, usize)>,
     /// Modules compiled (false) or loaded from the disk cache (true).
     pub module_log: Vec<(&'static str, bool)>,
 }
@@ -65,7 +68,7 @@ pub(crate) struct Gpu {
     dev: sys::CUdevice,
     pub versions: Versions,
     /// TF32 tensor cores allowed for GEMM and convolution.
-    pub tf32: bool,
+    tf32: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -80,7 +83,8 @@ unsafe impl Send for State {}
 
 fn attr(dev: sys::CUdevice, a: sys::CUdevice_attribute) -> Result<i32> {
     // SAFETY: `dev` came from cuDeviceGet.
-    unsafe { result::device::get_attribute(dev, a) }.map_err(|e| driver_error("cuDeviceGetAttribute", e))
+    unsafe { result::device::get_attribute(dev, a) }
+        .map_err(|e| driver_error("cuDeviceGetAttribute", e))
 }
 
 impl Gpu {
@@ -95,12 +99,14 @@ impl Gpu {
                 attr(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
             ),
             // SAFETY: `dev` came from cuDeviceGet.
-            total_mem: unsafe { result::device::total_mem(dev) }.map_err(|e| driver_error("cuDeviceTotalMem", e))?,
+            total_mem: unsafe { result::device::total_mem(dev) }
+                .map_err(|e| driver_error("cuDeviceTotalMem", e))?,
             sm_count: attr(dev, A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
             pci_bus: attr(dev, A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID)?,
         };
         // SAFETY: `dev` is valid; the retained context is released in Drop.
-        let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(|e| driver_error("cuDevicePrimaryCtxRetain", e))?;
+        let ctx = unsafe { result::primary_ctx::retain(dev) }
+            .map_err(|e| driver_error("cuDevicePrimaryCtxRetain", e))?;
         // SAFETY: `ctx` was just retained.
         unsafe { result::ctx::set_current(ctx) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;
         let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
@@ -110,13 +116,14 @@ impl Gpu {
             ctx,
             dev,
             versions,
-            tf32,
+            tf32: AtomicBool::new(tf32),
             state: Mutex::new(State {
                 stream,
                 pool: Pool::default(),
                 modules: HashMap::new(),
                 functions: HashMap::new(),
                 blas: None,
+                blas_tf32: false,
                 dnn: None,
                 workspace: None,
                 conv_algos: HashMap::new(),
@@ -129,8 +136,19 @@ impl Gpu {
     pub(crate) fn lock(&self) -> Result<Ctx<'_>> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: `ctx` stays retained for the life of `self`.
-        unsafe { result::ctx::set_current(self.ctx) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;
+        unsafe { result::ctx::set_current(self.ctx) }
+            .map_err(|e| driver_error("cuCtxSetCurrent", e))?;
         Ok(Ctx { gpu: self, st })
+    }
+
+    /// Whether TF32 tensor cores are allowed.
+    pub(crate) fn tf32(&self) -> bool {
+        self.tf32.load(Ordering::Relaxed)
+    }
+
+    /// Allows or forbids TF32 from the next op on.
+    pub(crate) fn set_tf32(&self, on: bool) {
+        self.tf32.store(on, Ordering::Relaxed);
     }
 
     /// Free and total memory on the device.
@@ -191,7 +209,11 @@ impl Ctx<'_> {
 
     /// A kernel of `src`, compiling (or loading from the disk cache) and
     /// loading the module at first use.
-    pub(crate) fn function(&mut self, src: &'static KernelSource, name: &'static str) -> Result<sys::CUfunction> {
+    pub(crate) fn function(
+        &mut self,
+        src: &'static KernelSource,
+        name: &'static str,
+    ) -> Result<sys::CUfunction> {
         if let Some(&f) = self.st.functions.get(&(src.name, name)) {
             return Ok(f);
         }
@@ -203,7 +225,8 @@ impl Ctx<'_> {
                 m
             }
         };
-        let cname = CString::new(name).map_err(|_| BackendError::invalid("kernel name holds a NUL"))?;
+        let cname =
+            CString::new(name).map_err(|_| BackendError::invalid("kernel name holds a NUL"))?;
         // SAFETY: `module` is loaded in the current context.
         let f = unsafe { result::module::get_function(module, cname) }
             .map_err(|e| driver_error(&format!("cuModuleGetFunction({name})"), e))?;
@@ -229,9 +252,13 @@ impl Ctx<'_> {
             Err(e) if cached => {
                 // A cache entry that passes its checksum but does not load
                 // (another driver wrote it?) is rebuilt once.
-                crate::log_warn(&format!("cached module {} did not load ({e}); rebuilding", src.name));
-                let img = compile::compile(src, key.arch)
-                    .map_err(|e| BackendError::new(StatusCode::Internal, e).with_component("libnvrtc.so.12"))?;
+                crate::log_warn(&format!(
+                    "cached module {} did not load ({e}); rebuilding",
+                    src.name
+                ));
+                let img = compile::compile(src, key.arch).map_err(|e| {
+                    BackendError::new(StatusCode::Internal, e).with_component("libnvrtc.so.12")
+                })?;
                 if let Some(d) = compile::cache_dir() {
                     let _ = compile::store_cached(&d, &key, &img);
                 }
@@ -286,7 +313,8 @@ impl Ctx<'_> {
                 return Ok(p);
             }
             // SAFETY: synchronise so no queued work still uses the old one.
-            unsafe { result::stream::synchronize(self.st.stream) }.map_err(|e| driver_error("cuStreamSynchronize", e))?;
+            unsafe { result::stream::synchronize(self.st.stream) }
+                .map_err(|e| driver_error("cuStreamSynchronize", e))?;
             // SAFETY: allocated by cuMemAlloc below, no longer referenced.
             unsafe { result::free_sync(p) }.map_err(|e| driver_error("cuMemFree", e))?;
             self.st.workspace = None;
@@ -300,34 +328,44 @@ impl Ctx<'_> {
     }
 
     /// The cuBLAS handle, on this device's stream, in strict f32 math
-    /// unless TF32 was asked for.
+    /// (`CUBLAS_DEFAULT_MATH`) unless TF32 is allowed
+    /// (`CUBLAS_TF32_TENSOR_OP_MATH`); the mode follows [`Gpu::set_tf32`].
     pub(crate) fn blas(&mut self) -> Result<blas::cublasHandle_t> {
-        if let Some(h) = self.st.blas {
-            return Ok(h);
-        }
         let err = |what: &str, e: String| {
-            BackendError::new(StatusCode::Internal, format!("{what} failed: {e}")).with_component("libcublas.so.12")
+            BackendError::new(StatusCode::Internal, format!("{what} failed: {e}"))
+                .with_component("libcublas.so.12")
         };
-        let h = crate::libs::guarded("cuBLAS", cudarc::cublas::result::create_handle)
-            .map_err(|e| err("cublasCreate", e))?
-            .map_err(|e| err("cublasCreate", format!("{e:?}")))?;
-        let mode = if self.gpu.tf32 {
+        let tf32 = self.gpu.tf32();
+        let h = match self.st.blas {
+            Some(h) if self.st.blas_tf32 == tf32 => return Ok(h),
+            Some(h) => h,
+            None => {
+                let h = crate::libs::guarded("cuBLAS", cudarc::cublas::result::create_handle)
+                    .map_err(|e| err("cublasCreate", e))?
+                    .map_err(|e| err("cublasCreate", format!("{e:?}")))?;
+                // SAFETY: `h` is a fresh handle; the stream belongs to this context.
+                let r =
+                    unsafe { blas::cublasSetStream_v2(h, self.st.stream as blas::cudaStream_t) };
+                if r != blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                    // SAFETY: not stored anywhere.
+                    unsafe { blas::cublasDestroy_v2(h) };
+                    return Err(err("cublasSetStream", format!("{r:?}")));
+                }
+                self.st.blas = Some(h);
+                h
+            }
+        };
+        let mode = if tf32 {
             blas::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
         } else {
             blas::cublasMath_t::CUBLAS_DEFAULT_MATH
         };
-        // SAFETY: `h` is a fresh handle; the stream belongs to this context.
-        let r = unsafe {
-            let r1 = blas::cublasSetStream_v2(h, self.st.stream as blas::cudaStream_t);
-            let r2 = blas::cublasSetMathMode(h, mode);
-            (r1, r2)
-        };
-        if r.0 != blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS || r.1 != blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
-            // SAFETY: not stored anywhere.
-            unsafe { blas::cublasDestroy_v2(h) };
-            return Err(err("cublasSetStream/SetMathMode", format!("{r:?}")));
+        // SAFETY: a live handle of this device.
+        let r = unsafe { blas::cublasSetMathMode(h, mode) };
+        if r != blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(err("cublasSetMathMode", format!("{r:?}")));
         }
-        self.st.blas = Some(h);
+        self.st.blas_tf32 = tf32;
         Ok(h)
     }
 
@@ -337,7 +375,8 @@ impl Ctx<'_> {
             return Ok(h);
         }
         let err = |what: &str, e: String| {
-            BackendError::new(StatusCode::Internal, format!("{what} failed: {e}")).with_component("libcudnn.so.9")
+            BackendError::new(StatusCode::Internal, format!("{what} failed: {e}"))
+                .with_component("libcudnn.so.9")
         };
         let h = crate::libs::guarded("cuDNN", cudarc::cudnn::result::create_handle)
             .map_err(|e| err("cudnnCreate", e))?
@@ -356,6 +395,7 @@ impl Ctx<'_> {
     /// Waits for the stream.
     pub(crate) fn synchronize(&self) -> Result<()> {
         // SAFETY: the stream belongs to the current context.
-        unsafe { result::stream::synchronize(self.st.stream) }.map_err(|e| driver_error("cuStreamSynchronize", e))
+        unsafe { result::stream::synchronize(self.st.stream) }
+            .map_err(|e| driver_error("cuStreamSynchronize", e))
     }
 }

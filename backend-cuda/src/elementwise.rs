@@ -18,17 +18,26 @@ pub(crate) fn supported() -> Vec<SrOpSupport> {
     for &op in OpId::ALL {
         if op.is_unary() {
             let ints = matches!(op, OpId::Neg | OpId::Abs);
-            v.extend(crate::pairs(&[op], if ints { &[F32, F64, I64] } else { &[F32, F64] }));
+            v.extend(crate::pairs(
+                &[op],
+                if ints { &[F32, F64, I64] } else { &[F32, F64] },
+            ));
         } else if op.is_binary() {
             let ints = !matches!(op, OpId::Div | OpId::Pow);
-            v.extend(crate::pairs(&[op], if ints { &[F32, F64, I64] } else { &[F32, F64] }));
+            v.extend(crate::pairs(
+                &[op],
+                if ints { &[F32, F64, I64] } else { &[F32, F64] },
+            ));
         } else if op.is_comparison() {
             v.extend(crate::pairs(&[op], &DType::ALL));
         }
     }
     v.extend(crate::pairs(&[OpId::UnaryBackward], &[F32, F64]));
     v.extend(crate::pairs(&[OpId::Where], &[U8]));
-    v.extend(crate::pairs(&[OpId::Fill, OpId::Copy, OpId::Cast, OpId::Concat], &DType::ALL));
+    v.extend(crate::pairs(
+        &[OpId::Fill, OpId::Copy, OpId::Cast, OpId::Concat],
+        &DType::ALL,
+    ));
     v
 }
 
@@ -46,11 +55,15 @@ pub(crate) fn grid(ctx: &Ctx<'_>, n: usize) -> (u32, u32, u32) {
 ///
 /// # Safety
 /// As [`sunrise_backend_api::Backend::execute`].
-pub(crate) unsafe fn views<'a>(call: &OpCall<'a>, device: u32) -> Result<(Vec<View<'a>>, Vec<View<'a>>)> {
+pub(crate) unsafe fn views<'a>(
+    call: &OpCall<'a>,
+    device: u32,
+) -> Result<(Vec<View<'a>>, Vec<View<'a>>)> {
     let op = call.op;
     let one = |d: &'a SrTensorDesc| {
         // SAFETY: per the caller's contract.
-        unsafe { View::new(d, device) }.map_err(|e| BackendError::invalid(format!("{op}: {}", e.message)))
+        unsafe { View::new(d, device) }
+            .map_err(|e| BackendError::invalid(format!("{op}: {}", e.message)))
     };
     let ins = call.inputs.iter().map(one).collect::<Result<Vec<_>>>()?;
     let outs = call.outputs.iter().map(one).collect::<Result<Vec<_>>>()?;
@@ -83,7 +96,10 @@ fn same_shape(op: OpId, what: &str, v: &View<'_>, out: &View<'_>) -> Result<()> 
 
 fn same_dtype(op: OpId, what: &str, v: &View<'_>, want: DType) -> Result<()> {
     if v.dtype != want {
-        return Err(BackendError::invalid(format!("{op}: {what} is {}, expected {want}", v.dtype)));
+        return Err(BackendError::invalid(format!(
+            "{op}: {what} is {}, expected {want}",
+            v.dtype
+        )));
     }
     Ok(())
 }
@@ -108,7 +124,9 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
         OpId::UnaryBackward => {
             check_arity(call, 2, 1)?;
             let Params::UnaryBackward(p) = call.params else {
-                return Err(BackendError::invalid("unary_backward: needs UnaryBackwardParams"));
+                return Err(BackendError::invalid(
+                    "unary_backward: needs UnaryBackwardParams",
+                ));
             };
             unary_backward(ctx, p.op, &ins[0], &ins[1], &outs[0])
         }
@@ -131,7 +149,14 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
             check_arity(call, 1, 1)?;
             same_dtype(op, "out", &outs[0], ins[0].dtype)?;
             same_shape(op, "x", &ins[0], &outs[0])?;
-            copy(ctx, ins[0].dtype, ins[0].ptr, &ins[0].strided(), outs[0].ptr, &outs[0].strided())
+            copy(
+                ctx,
+                ins[0].dtype,
+                ins[0].ptr,
+                &ins[0].strided(),
+                outs[0].ptr,
+                &outs[0].strided(),
+            )
         }
         OpId::Cast => {
             check_arity(call, 1, 1)?;
@@ -143,7 +168,9 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
             };
             concat(ctx, &ins, &outs, p.axis as usize)
         }
-        _ => Err(BackendError::unsupported(format!("cuda elementwise: {op} is not in this family"))),
+        _ => Err(BackendError::unsupported(format!(
+            "cuda elementwise: {op} is not in this family"
+        ))),
     }
 }
 
@@ -203,14 +230,30 @@ fn unary(ctx: &mut Ctx<'_>, op: OpId, x: &View<'_>, y: &View<'_>) -> Result<()> 
     let g = grid(ctx, n);
     // SAFETY: pointers and layouts were checked against their buffers; the
     // argument list matches `unary_{t}(x, sx, y, sy, n, op)`.
-    unsafe { ctx.launch(f, g, (BLOCK, 1, 1), 0, args![x.ptr, x.strided(), y.ptr, y.strided(), n as i64, op as i32]) }
+    unsafe {
+        ctx.launch(
+            f,
+            g,
+            (BLOCK, 1, 1),
+            0,
+            args![x.ptr, x.strided(), y.ptr, y.strided(), n as i64, op as i32],
+        )
+    }
 }
 
-fn unary_backward(ctx: &mut Ctx<'_>, fwd: u32, x: &View<'_>, dy: &View<'_>, dx: &View<'_>) -> Result<()> {
+fn unary_backward(
+    ctx: &mut Ctx<'_>,
+    fwd: u32,
+    x: &View<'_>,
+    dy: &View<'_>,
+    dx: &View<'_>,
+) -> Result<()> {
     let op = OpId::UnaryBackward;
     let fwd = OpId::from_u32(fwd)
         .filter(|o| o.is_unary())
-        .ok_or_else(|| BackendError::invalid(format!("unary_backward: op id {fwd} is not a unary op")))?;
+        .ok_or_else(|| {
+            BackendError::invalid(format!("unary_backward: op id {fwd} is not a unary op"))
+        })?;
     same_shape(op, "x", x, dx)?;
     same_shape(op, "dy", dy, dx)?;
     same_dtype(op, "dy", dy, x.dtype)?;
@@ -231,7 +274,16 @@ fn unary_backward(ctx: &mut Ctx<'_>, fwd: u32, x: &View<'_>, dy: &View<'_>, dx: 
             g,
             (BLOCK, 1, 1),
             0,
-            args![x.ptr, x.strided(), dy.ptr, dy.strided(), dx.ptr, dx.strided(), n as i64, fwd as i32],
+            args![
+                x.ptr,
+                x.strided(),
+                dy.ptr,
+                dy.strided(),
+                dx.ptr,
+                dx.strided(),
+                n as i64,
+                fwd as i32
+            ],
         )
     }
 }
@@ -268,7 +320,16 @@ fn binary(ctx: &mut Ctx<'_>, op: OpId, a: &View<'_>, b: &View<'_>, c: &View<'_>)
             g,
             (BLOCK, 1, 1),
             0,
-            args![a.ptr, a.strided(), b.ptr, b.strided(), c.ptr, c.strided(), n as i64, op as i32],
+            args![
+                a.ptr,
+                a.strided(),
+                b.ptr,
+                b.strided(),
+                c.ptr,
+                c.strided(),
+                n as i64,
+                op as i32
+            ],
         )
     }
 }
@@ -310,7 +371,17 @@ fn where_(ctx: &mut Ctx<'_>, ins: &[View<'_>], c: &View<'_>) -> Result<()> {
             g,
             (BLOCK, 1, 1),
             0,
-            args![m.ptr, m.strided(), a.ptr, a.strided(), b.ptr, b.strided(), c.ptr, c.strided(), n as i64],
+            args![
+                m.ptr,
+                m.strided(),
+                a.ptr,
+                a.strided(),
+                b.ptr,
+                b.strided(),
+                c.ptr,
+                c.strided(),
+                n as i64
+            ],
         )
     }
 }
@@ -335,7 +406,13 @@ fn fill(ctx: &mut Ctx<'_>, y: &View<'_>, value: f64) -> Result<()> {
     let g = grid(ctx, n);
     // SAFETY: checked view; matches `fill_b{k}(y, sy, n, bits)`.
     unsafe {
-        ctx.launch(f, g, (BLOCK, 1, 1), 0, args![y.ptr, y.strided(), n as i64, fill_bits(y.dtype, value)])
+        ctx.launch(
+            f,
+            g,
+            (BLOCK, 1, 1),
+            0,
+            args![y.ptr, y.strided(), n as i64, fill_bits(y.dtype, value)],
+        )
     }
 }
 
@@ -370,15 +447,38 @@ fn cast(ctx: &mut Ctx<'_>, x: &View<'_>, y: &View<'_>) -> Result<()> {
         return Ok(());
     }
     const NAMES: [[&str; 4]; 4] = [
-        ["cast_f32_f32", "cast_f32_f64", "cast_f32_i64", "cast_f32_u8"],
-        ["cast_f64_f32", "cast_f64_f64", "cast_f64_i64", "cast_f64_u8"],
-        ["cast_i64_f32", "cast_i64_f64", "cast_i64_i64", "cast_i64_u8"],
+        [
+            "cast_f32_f32",
+            "cast_f32_f64",
+            "cast_f32_i64",
+            "cast_f32_u8",
+        ],
+        [
+            "cast_f64_f32",
+            "cast_f64_f64",
+            "cast_f64_i64",
+            "cast_f64_u8",
+        ],
+        [
+            "cast_i64_f32",
+            "cast_i64_f64",
+            "cast_i64_i64",
+            "cast_i64_u8",
+        ],
         ["cast_u8_f32", "cast_u8_f64", "cast_u8_i64", "cast_u8_u8"],
     ];
     let f = ctx.function(&ELEMENTWISE, NAMES[x.dtype as usize][y.dtype as usize])?;
     let g = grid(ctx, n);
     // SAFETY: checked views; matches `cast_{s}_{d}(x, sx, y, sy, n)`.
-    unsafe { ctx.launch(f, g, (BLOCK, 1, 1), 0, args![x.ptr, x.strided(), y.ptr, y.strided(), n as i64]) }
+    unsafe {
+        ctx.launch(
+            f,
+            g,
+            (BLOCK, 1, 1),
+            0,
+            args![x.ptr, x.strided(), y.ptr, y.strided(), n as i64],
+        )
+    }
 }
 
 /// Each input copied into its slab of the output along `axis`.
@@ -394,7 +494,9 @@ fn concat(ctx: &mut Ctx<'_>, ins: &[View<'_>], outs: &[View<'_>], axis: usize) -
     let y = &outs[0];
     let rank = y.desc.rank();
     if axis >= rank {
-        return Err(BackendError::invalid(format!("concat: axis {axis} out of range for rank {rank}")));
+        return Err(BackendError::invalid(format!(
+            "concat: axis {axis} out of range for rank {rank}"
+        )));
     }
     let mut total = 0i64;
     for (k, x) in ins.iter().enumerate() {
@@ -444,7 +546,15 @@ pub(crate) fn bias_add(
     let g = grid(ctx, total);
     // SAFETY: the caller passes a contiguous output of `total` elements
     // and a contiguous bias of `k`; matches `bias_add_{t}(y, bias, n, hw, k)`.
-    unsafe { ctx.launch(f, g, (BLOCK, 1, 1), 0, args![y, bias, total as i64, hw as i64, k as i64]) }
+    unsafe {
+        ctx.launch(
+            f,
+            g,
+            (BLOCK, 1, 1),
+            0,
+            args![y, bias, total as i64, hw as i64, k as i64],
+        )
+    }
 }
 
 #[cfg(test)]
@@ -479,7 +589,8 @@ mod tests {
             for &d in dtypes {
                 let name = kernel(base, d).unwrap();
                 assert!(
-                    ELEMENTWISE.code.contains(&format!(" {name}(")) || ELEMENTWISE.code.contains(&format!("({name},")),
+                    ELEMENTWISE.code.contains(&format!(" {name}("))
+                        || ELEMENTWISE.code.contains(&format!("({name},")),
                     "{name}"
                 );
             }
@@ -489,8 +600,14 @@ mod tests {
     #[test]
     fn supported_matches_what_execute_accepts() {
         let s = supported();
-        assert!(s.iter().any(|p| p.op == OpId::Neg as u32 && p.dtype == DType::I64 as u32));
-        assert!(!s.iter().any(|p| p.op == OpId::Div as u32 && p.dtype == DType::I64 as u32));
-        assert!(!s.iter().any(|p| p.op == OpId::Exp as u32 && p.dtype == DType::I64 as u32));
+        assert!(s
+            .iter()
+            .any(|p| p.op == OpId::Neg as u32 && p.dtype == DType::I64 as u32));
+        assert!(!s
+            .iter()
+            .any(|p| p.op == OpId::Div as u32 && p.dtype == DType::I64 as u32));
+        assert!(!s
+            .iter()
+            .any(|p| p.op == OpId::Exp as u32 && p.dtype == DType::I64 as u32));
     }
 }

@@ -27,8 +27,17 @@ module!(LOSS, "loss");
 module!(POOL, "pool");
 module!(INDEXING, "indexing");
 
-/// Every module, for the compile-everything test and `warm-up`.
-pub(crate) static ALL: [&KernelSource; 7] = [&ELEMENTWISE, &REDUCE, &SOFTMAX, &NORM, &LOSS, &POOL, &INDEXING];
+/// Every module, for the compile-everything test.
+#[cfg(test)]
+pub(crate) static ALL: [&KernelSource; 7] = [
+    &ELEMENTWISE,
+    &REDUCE,
+    &SOFTMAX,
+    &NORM,
+    &LOSS,
+    &POOL,
+    &INDEXING,
+];
 
 #[cfg(test)]
 mod tests {
@@ -39,7 +48,10 @@ mod tests {
     /// NVRTC present here? CI installs the `nvidia-cuda-nvrtc-cu12` wheel
     /// and sets `SUNRISE_REQUIRE_NVRTC=1`, so there a skip is a failure.
     fn nvrtc_or_skip() -> bool {
-        let nvrtc = LIBS.iter().find(|l| l.soname.starts_with("libnvrtc")).expect("listed");
+        let nvrtc = LIBS
+            .iter()
+            .find(|l| l.soname.starts_with("libnvrtc"))
+            .expect("listed");
         if nvrtc.presence() == Presence::Found {
             return true;
         }
@@ -59,8 +71,12 @@ mod tests {
         for arch in [(8, 0), (9, 0)] {
             for src in ALL {
                 match compile(src, arch) {
-                    Ok(Image::Cubin(b)) => assert!(b.len() > 64 && b.starts_with(b"\x7fELF"), "{}", src.name),
-                    Ok(Image::Ptx(_)) => panic!("{}: NVRTC should know sm_{}{}", src.name, arch.0, arch.1),
+                    Ok(Image::Cubin(b)) => {
+                        assert!(b.len() > 64 && b.starts_with(b"\x7fELF"), "{}", src.name)
+                    }
+                    Ok(Image::Ptx(_)) => {
+                        panic!("{}: NVRTC should know sm_{}{}", src.name, arch.0, arch.1)
+                    }
                     Err(e) => panic!("sm_{}{}: {e}", arch.0, arch.1),
                 }
             }
@@ -77,6 +93,9 @@ mod tests {
             code: "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }",
         };
         let e = compile(&bad, (9, 0)).unwrap_err();
-        assert!(e.contains("undefined_name") && e.contains("broken.cu"), "{e}");
+        assert!(
+            e.contains("undefined_name") && e.contains("broken.cu"),
+            "{e}"
+        );
     }
 }

@@ -57,7 +57,10 @@ impl Strided {
 
     /// Number of elements.
     pub(crate) fn numel(&self) -> usize {
-        self.shape[..self.rank as usize].iter().map(|&n| n.max(0) as usize).product()
+        self.shape[..self.rank as usize]
+            .iter()
+            .map(|&n| n.max(0) as usize)
+            .product()
     }
 }
 
@@ -82,12 +85,20 @@ impl<'a> View<'a> {
             .dtype()
             .ok_or_else(|| BackendError::invalid(format!("unknown dtype id {}", desc.dtype)))?;
         if desc.rank as usize > SR_MAX_RANK {
-            return Err(BackendError::invalid(format!("rank {} exceeds {SR_MAX_RANK}", desc.rank)));
+            return Err(BackendError::invalid(format!(
+                "rank {} exceeds {SR_MAX_RANK}",
+                desc.rank
+            )));
         }
         if desc.dims().iter().any(|&n| n < 0) {
-            return Err(BackendError::invalid(format!("negative extent in shape {:?}", desc.dims())));
+            return Err(BackendError::invalid(format!(
+                "negative extent in shape {:?}",
+                desc.dims()
+            )));
         }
-        let handle = desc.buffer().ok_or_else(|| BackendError::invalid("tensor has a null buffer"))?;
+        let handle = desc
+            .buffer()
+            .ok_or_else(|| BackendError::invalid("tensor has a null buffer"))?;
         // SAFETY: per this function's contract the handle is a live buffer
         // record of this backend.
         let buf: &CudaBuffer = unsafe { handle.cast::<CudaBuffer>().as_ref() };
@@ -98,9 +109,9 @@ impl<'a> View<'a> {
             )));
         }
         if desc.numel() > 0 {
-            let extent = desc
-                .byte_extent()
-                .ok_or_else(|| BackendError::invalid("tensor view has negative or overflowing strides"))?;
+            let extent = desc.byte_extent().ok_or_else(|| {
+                BackendError::invalid("tensor view has negative or overflowing strides")
+            })?;
             if extent > buf.bytes as u64 {
                 return Err(BackendError::invalid(format!(
                     "tensor view reaches byte {extent} of a {}-byte buffer",

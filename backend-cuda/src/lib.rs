@@ -63,8 +63,8 @@ use std::sync::OnceLock;
 use sunrise_backend_api::abi::{SrOpSupport, SR_DEVICE_CUDA};
 use sunrise_backend_api::log::{log, Level};
 use sunrise_backend_api::{
-    Backend, BackendError, BufferHandle, DeviceInfo, HostInfo, OpCall, OpId, Plugin, ProbeReport, Result,
-    StatusCode,
+    Backend, BackendError, BufferHandle, DeviceInfo, HostInfo, OpCall, OpId, Plugin, ProbeReport,
+    Result, StatusCode,
 };
 
 use crate::device::{Gpu, Versions};
@@ -80,10 +80,20 @@ pub(crate) fn log_info(msg: &str) {
     log(Level::Info, "sunrise_backend_cuda", msg);
 }
 
-/// True when `SUNRISE_CUDA_TF32` asks for TF32 (`1`, `true`, `on`).
+/// `on`/`off` and their spellings, or `None`.
+fn parse_switch(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Some(true),
+        "0" | "false" | "off" | "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// True when `SUNRISE_CUDA_TF32` asks for TF32 (`1`, `true`, `on`, `yes`).
 fn tf32_from_env() -> bool {
     std::env::var("SUNRISE_CUDA_TF32")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes"))
+        .ok()
+        .and_then(|v| parse_switch(&v))
         .unwrap_or(false)
 }
 
@@ -127,7 +137,10 @@ pub(crate) fn pairs(ops: &[OpId], dtypes: &[sunrise_backend_api::DType]) -> Vec<
 impl CudaBackend {
     fn gpu(&self, device: u32) -> Result<&Gpu> {
         self.gpus.get(device as usize).ok_or_else(|| {
-            BackendError::invalid(format!("cuda has {} device(s); there is no cuda:{device}", self.gpus.len()))
+            BackendError::invalid(format!(
+                "cuda has {} device(s); there is no cuda:{device}",
+                self.gpus.len()
+            ))
         })
     }
 
@@ -175,10 +188,11 @@ impl Backend for CudaBackend {
             attributes: vec![
                 ("multiprocessors".into(), gpu.info.sm_count.to_string()),
                 ("pci_bus".into(), gpu.info.pci_bus.to_string()),
-                ("tf32".into(), if gpu.tf32 { "on" } else { "off" }.into()),
+                ("tf32".into(), if gpu.tf32() { "on" } else { "off" }.into()),
                 (
                     "kernel_cache".into(),
-                    compile::cache_dir().map_or_else(|| "(none)".into(), |p| p.display().to_string()),
+                    compile::cache_dir()
+                        .map_or_else(|| "(none)".into(), |p| p.display().to_string()),
                 ),
                 ("cached_bytes".into(), cached.to_string()),
             ],
@@ -252,6 +266,29 @@ impl Backend for CudaBackend {
         self.gpu(device)?.lock()?.synchronize()
     }
 
+    fn set_option(&self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "tf32" => {
+                let on = parse_switch(value).ok_or_else(|| {
+                    BackendError::invalid(format!(
+                        "cuda option tf32: {value:?} is not on/off (or 1/0, true/false)"
+                    ))
+                })?;
+                for gpu in &self.gpus {
+                    gpu.set_tf32(on);
+                }
+                log_info(&format!(
+                    "TF32 tensor cores {}",
+                    if on { "allowed" } else { "off (strict f32)" }
+                ));
+                Ok(())
+            }
+            _ => Err(BackendError::invalid(format!(
+                "cuda has no option {key:?} (it has: tf32)"
+            ))),
+        }
+    }
+
     unsafe fn execute(&self, device: u32, call: &OpCall<'_>) -> Result<()> {
         let mut ctx = self.gpu(device)?.lock()?;
         // SAFETY: per the trait's contract, forwarded to every family.
@@ -270,10 +307,16 @@ unsafe fn dispatch(ctx: &mut device::Ctx<'_>, device: u32, call: &OpCall<'_>) ->
         match call.op {
             Matmul => gemm::execute(ctx, device, call),
             Conv2d | Conv2dBackwardData | Conv2dBackwardFilter => conv::execute(ctx, device, call),
-            MaxPool2d | MaxPool2dBackward | AvgPool2d | AvgPool2dBackward => pool::execute(ctx, device, call),
-            Softmax | SoftmaxBackward | LogSoftmax | LogSoftmaxBackward => softmax::execute(ctx, device, call),
+            MaxPool2d | MaxPool2dBackward | AvgPool2d | AvgPool2dBackward => {
+                pool::execute(ctx, device, call)
+            }
+            Softmax | SoftmaxBackward | LogSoftmax | LogSoftmaxBackward => {
+                softmax::execute(ctx, device, call)
+            }
             Sum | Mean | Max | Min | Argmax => reduce::execute(ctx, device, call),
-            LayerNorm | LayerNormBackward | BatchNorm | BatchNormBackward => norm::execute(ctx, device, call),
+            LayerNorm | LayerNormBackward | BatchNorm | BatchNormBackward => {
+                norm::execute(ctx, device, call)
+            }
             IndexSelect | IndexAdd => indexing::execute(ctx, device, call),
             CrossEntropy | CrossEntropyBackward => loss::execute(ctx, device, call),
             _ => elementwise::execute(ctx, device, call),
@@ -293,14 +336,19 @@ impl Plugin for CudaBackend {
                 .with_hint(u.hint));
         }
         let versions = Self::versions()?;
-        let count = libs::guarded("cuDeviceGetCount", cudarc::driver::result::device::get_count)
-            .map_err(|e| BackendError::new(StatusCode::Unavailable, e))?
-            .map_err(|e| driver_error("cuDeviceGetCount", e))?;
+        let count = libs::guarded(
+            "cuDeviceGetCount",
+            cudarc::driver::result::device::get_count,
+        )
+        .map_err(|e| BackendError::new(StatusCode::Unavailable, e))?
+        .map_err(|e| driver_error("cuDeviceGetCount", e))?;
         let tf32 = tf32_from_env();
         let mut gpus = Vec::new();
         for ordinal in 0..count {
-            let gpu = libs::guarded("opening a GPU", || Gpu::open(ordinal, versions.clone(), tf32))
-                .map_err(|e| BackendError::new(StatusCode::Internal, e))??;
+            let gpu = libs::guarded("opening a GPU", || {
+                Gpu::open(ordinal, versions.clone(), tf32)
+            })
+            .map_err(|e| BackendError::new(StatusCode::Internal, e))??;
             log_info(&format!(
                 "cuda:{ordinal}: {} (sm_{}{}, {}), TF32 {}",
                 gpu.info.name,
@@ -316,3 +364,30 @@ impl Plugin for CudaBackend {
 }
 
 sunrise_backend_api::export_backend!(CudaBackend);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches() {
+        for on in ["1", "on", "TRUE", " yes "] {
+            assert_eq!(parse_switch(on), Some(true), "{on}");
+        }
+        for off in ["0", "off", "false", "no", ""] {
+            assert_eq!(parse_switch(off), Some(false), "{off}");
+        }
+        assert_eq!(parse_switch("maybe"), None);
+    }
+
+    #[test]
+    fn options_are_checked_without_a_gpu() {
+        let b = CudaBackend { gpus: Vec::new() };
+        assert!(b.set_option("tf32", "on").is_ok());
+        let e = b.set_option("tf32", "sometimes").unwrap_err();
+        assert_eq!(e.code, StatusCode::InvalidArgument);
+        let e = b.set_option("fast", "on").unwrap_err();
+        assert!(e.message.contains("no option"), "{}", e.message);
+        assert!(b.device_info(0).is_err());
+    }
+}

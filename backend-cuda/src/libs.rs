@@ -133,7 +133,9 @@ pub(crate) fn nvrtc_version() -> Result<(i32, i32), String> {
 /// cuDNN's version number (`90100` = 9.1.0).
 pub(crate) fn cudnn_version() -> Result<usize, String> {
     // SAFETY: takes no arguments.
-    guarded("cudnnGetVersion", || unsafe { cudnn::sys::cudnnGetVersion() })
+    guarded("cudnnGetVersion", || unsafe {
+        cudnn::sys::cudnnGetVersion()
+    })
 }
 
 /// cuBLAS's version `(major, minor, patch)`.
@@ -141,7 +143,10 @@ pub(crate) fn cublas_version() -> Result<(i32, i32, i32), String> {
     use cublas::sys::libraryPropertyType as P;
     guarded("cublasGetProperty", || {
         let mut v = [0; 3];
-        for (slot, prop) in v.iter_mut().zip([P::MAJOR_VERSION, P::MINOR_VERSION, P::PATCH_LEVEL]) {
+        for (slot, prop) in v
+            .iter_mut()
+            .zip([P::MAJOR_VERSION, P::MINOR_VERSION, P::PATCH_LEVEL])
+        {
             // SAFETY: one out-pointer to a live i32.
             unsafe { cublas::sys::cublasGetProperty(prop, slot) };
         }

@@ -90,7 +90,8 @@ fn check_libraries() -> Result<(), Unusable> {
 /// Checks the driver's version and that it sees a GPU; returns the version.
 fn check_driver() -> Result<i32, Unusable> {
     const DRIVER: &str = "libcuda.so.1";
-    const UPGRADE: &str = "install a newer NVIDIA driver (Debian: nvidia-driver from a newer suite or backports)";
+    const UPGRADE: &str =
+        "install a newer NVIDIA driver (Debian: nvidia-driver from a newer suite or backports)";
     let v = libs::driver_version().map_err(|e| Unusable::new(e, DRIVER, UPGRADE))?;
     if v < MIN_DRIVER {
         return Err(Unusable::new(

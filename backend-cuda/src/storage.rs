@@ -63,7 +63,11 @@ impl Pool {
     /// Takes a block of `capacity` bytes from the cache or the driver. The
     /// device's context must be current on this thread and `stream` idle
     /// enough to release cached blocks (it is synchronised first).
-    pub(crate) fn alloc(&mut self, capacity: usize, stream: sys::CUstream) -> Result<sys::CUdeviceptr> {
+    pub(crate) fn alloc(
+        &mut self,
+        capacity: usize,
+        stream: sys::CUstream,
+    ) -> Result<sys::CUdeviceptr> {
         if let Some(ptr) = self.free.get_mut(&capacity).and_then(Vec::pop) {
             self.cached -= capacity;
             self.in_use += capacity;
@@ -101,7 +105,8 @@ impl Pool {
     /// finished with them.
     pub(crate) fn release(&mut self, stream: sys::CUstream) -> Result<()> {
         // SAFETY: the stream belongs to the current context.
-        unsafe { result::stream::synchronize(stream) }.map_err(|e| driver_error("cuStreamSynchronize", e))?;
+        unsafe { result::stream::synchronize(stream) }
+            .map_err(|e| driver_error("cuStreamSynchronize", e))?;
         for (_, ptrs) in self.free.drain() {
             for p in ptrs {
                 // SAFETY: every cached pointer came from cuMemAlloc in this

@@ -122,6 +122,23 @@ impl Device {
         self.inner.supported.contains(&(op as u32, dtype as u32))
     }
 
+    /// Sets an option of this device's backend (for every device of that
+    /// backend), e.g. `set_backend_option("tf32", "on")` on a CUDA device to
+    /// allow TF32 tensor cores in GEMM and convolution (strict f32 is the
+    /// default; `SUNRISE_CUDA_TF32=1` does the same from the environment).
+    /// A backend that has no such option, or a plugin built against ABI
+    /// 1.0, answers with a typed error.
+    ///
+    /// ```
+    /// let cpu = sunrise::Device::cpu();
+    /// assert!(cpu.set_backend_option("tf32", "on").is_err()); // the CPU has no options
+    /// ```
+    pub fn set_backend_option(&self, key: &str, value: &str) -> Result<()> {
+        self.backend()
+            .set_option(key, value)
+            .map_err(|e| crate::error::Error::backend(self.backend().name(), "set_option", e))
+    }
+
     /// Waits for queued work.
     pub fn synchronize(&self) -> Result<()> {
         self.backend()

@@ -394,3 +394,19 @@ fn skip_kinds_and_reasons_print_on_one_line() {
     assert_eq!(bare.hint, None);
     assert_eq!(bare.to_string(), "duplicate: x");
 }
+
+#[test]
+fn backend_options_cross_the_abi_and_unknown_ones_are_typed_errors() {
+    let dir = plugin_dir();
+    let d = discover_in(env_path(dir.path()));
+    let cpu = d.plugin("cpu").expect("the cpu plugin").backend.clone();
+    // ABI 1.1's set_option reaches the plugin, whose CPU backend has no
+    // options: a typed refusal made in the plugin, not a crash or a no-op.
+    let e = cpu.set_option("tf32", "on").unwrap_err();
+    assert_eq!(e.code, StatusCode::InvalidArgument, "{e:?}");
+    assert!(e.message.contains("no option \"tf32\""), "{}", e.message);
+    // The same through the core's device API.
+    let dev = sunrise::Device::from_backend(cpu, 0, "cpu-plugin:0");
+    let e = dev.set_backend_option("threads", "2").unwrap_err();
+    assert!(e.to_string().contains("no option"), "{e}");
+}
