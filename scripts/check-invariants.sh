@@ -30,4 +30,12 @@ if [ -x "$bin" ]; then
   fi
   echo "ldd $bin: no CUDA library"
 fi
+for so in target/release/libsunrise_backend_cuda.so target/debug/libsunrise_backend_cuda.so; do
+  if [ -f "$so" ]; then
+    if ldd "$so" | grep -Ei 'libcuda|libcudnn|libcublas|libnvrtc|libcudart'; then
+      fail "$so links a CUDA library (all must be dlopened)"
+    fi
+    echo "ldd $so: no CUDA library"
+  fi
+done
 echo "architecture invariants hold"
