@@ -18,6 +18,14 @@ struct dim3 {
 };
 typedef dim3 uint3;
 
+// CUDA's built-in 16-byte vector types.
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+
 // What the launcher hands each emulated thread.
 struct SrEmuThread {
     dim3 thread, block, block_dim, grid_dim;
