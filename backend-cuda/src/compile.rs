@@ -72,16 +72,12 @@ pub(crate) fn supported_archs() -> Result<Vec<i32>, String> {
     crate::libs::guarded("nvrtcGetSupportedArchs", || {
         let mut n = 0;
         // SAFETY: one out-pointer to a live i32.
-        check(
-            unsafe { sys::nvrtcGetNumSupportedArchs(&mut n) },
-            "nvrtcGetNumSupportedArchs",
-        )?;
+        let r = unsafe { sys::nvrtcGetNumSupportedArchs(&mut n) };
+        check(r, "nvrtcGetNumSupportedArchs")?;
         let mut archs = vec![0; n.max(0) as usize];
         // SAFETY: `archs` holds the number of entries NVRTC just reported.
-        check(
-            unsafe { sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) },
-            "nvrtcGetSupportedArchs",
-        )?;
+        let r = unsafe { sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) };
+        check(r, "nvrtcGetSupportedArchs")?;
         Ok(archs)
     })?
 }
@@ -108,19 +104,17 @@ fn compile_with(src: &KernelSource, arch_opt: &str, cubin: bool) -> Result<Vec<u
     crate::libs::guarded("nvrtc", || {
         let mut prog: sys::nvrtcProgram = std::ptr::null_mut();
         // SAFETY: valid NUL-terminated strings; no headers.
-        check(
-            unsafe {
-                sys::nvrtcCreateProgram(
-                    &mut prog,
-                    code.as_ptr(),
-                    name.as_ptr(),
-                    0,
-                    std::ptr::null(),
-                    std::ptr::null(),
-                )
-            },
-            "nvrtcCreateProgram",
-        )?;
+        let r = unsafe {
+            sys::nvrtcCreateProgram(
+                &mut prog,
+                code.as_ptr(),
+                name.as_ptr(),
+                0,
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        check(r, "nvrtcCreateProgram")?;
         let out = build(prog, &opt_ptrs, cubin, src.name);
         // SAFETY: `prog` was created above and is not used after this.
         unsafe { sys::nvrtcDestroyProgram(&mut prog) };

@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(size_class((2 << 20) + 1), 4 << 20);
         for b in [3usize, 999, 70_000, 5 << 20, 123_456_789] {
             let c = size_class(b);
-            assert!(c >= b && c % 512 == 0, "{b} -> {c}");
+            assert!(c >= b && c.is_multiple_of(512), "{b} -> {c}");
         }
     }
 

@@ -25,7 +25,8 @@ __device__ __forceinline__ i64 sr_offset(const Strided& t, i64 i) {
 #pragma unroll 1
     for (int d = t.rank - 1; d >= 0; --d) {
         i64 n = t.shape[d];
-        i64 q = i / n;
+        // 32-bit division when both fit: several times cheaper than 64-bit.
+        i64 q = (((unsigned long long)(i | n)) >> 32) == 0 ? (i64)((unsigned)i / (unsigned)n) : i / n;
         off += (i - q * n) * t.strides[d];
         i = q;
     }
