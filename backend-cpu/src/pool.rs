@@ -100,7 +100,19 @@ unsafe fn run<T: Float>(call: &OpCall<'_>, p: &Pool2dParams) -> Result<()> {
             OpId::MaxPool2d | OpId::AvgPool2d => {
                 Geom::new(name, p, &in0.shape, &out.shape).map(drop)
             }
-            _ => Geom::new(name, p, &out.shape, &in0.shape).map(drop),
+            OpId::AvgPool2dBackward => Geom::new(name, p, &out.shape, &in0.shape).map(drop),
+            _ => {
+                // max_pool2d_backward: inputs (x, dy), output dx.
+                // SAFETY: as above.
+                let dy = unsafe { View::<T>::new(&call.inputs[1])? };
+                if in0.shape != out.shape {
+                    return Err(BackendError::invalid(format!(
+                        "{name}: x {:?} and dx {:?} must have the same shape",
+                        in0.shape, out.shape
+                    )));
+                }
+                Geom::new(name, p, &out.shape, &dy.shape).map(drop)
+            }
         };
     }
     // SAFETY: contiguous output of `out_len` elements that aliases no input.

@@ -329,3 +329,25 @@ fn pools_reject_bad_shapes_dtypes_and_arity() {
         StatusCode::Unsupported
     );
 }
+
+#[test]
+fn empty_batches_are_accepted_by_every_pool_op() {
+    // N = 0: nothing to write, but valid shapes must pass (max_pool2d_backward
+    // checks dy, its output-side input, against dx).
+    let cs = case([0, 2, 6, 6], [3, 3], [2, 2], [1, 1], false);
+    let z = |s: &[usize]| HostTensor::zeros::<f32>(s);
+    let (x, y) = (z(&cs.nchw), z(&cs.out_shape()));
+    let p = cs.params();
+    for (op, ins, out) in [
+        (OpId::MaxPool2d, vec![&x], &y),
+        (OpId::AvgPool2d, vec![&x], &y),
+        (OpId::MaxPool2dBackward, vec![&x, &y], &x),
+        (OpId::AvgPool2dBackward, vec![&y], &x),
+    ] {
+        run(op, p, &ins, &[out]).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+    }
+    // And a wrong dy is still refused when the batch is empty.
+    let bad_dy = z(&[0, 2, 2, 3]);
+    let e = run(OpId::MaxPool2dBackward, p, &[&x, &bad_dy], &[&x]).unwrap_err();
+    assert_eq!(e.code, StatusCode::InvalidArgument);
+}
