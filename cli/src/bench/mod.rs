@@ -8,6 +8,9 @@
 //! - `conv`: conv2d forward against ONNX Runtime's CPU provider (a Python
 //!   subprocess, optional), plus our backward-data and backward-filter.
 //! - `memory`: memory-bound ops against a memcpy of the same bytes.
+//! - `cuda`: GEMM, conv2d and an elementwise multiply on `cuda:0` against
+//!   PyTorch on the same GPU (a Python subprocess, optional); one process,
+//!   no tiers or threads (see `cuda.rs`).
 //!
 //! The tier (`SUNRISE_CPU_ISA`) and the thread pool (`SUNRISE_NUM_THREADS`)
 //! are fixed once per process, so the parent re-runs itself once per tier
@@ -15,6 +18,7 @@
 //! a table (or the lines, with `--json`).
 
 mod conv;
+mod cuda;
 mod gemm;
 mod memory;
 mod onnxruntime;
@@ -42,6 +46,8 @@ pub enum Suite {
     Conv,
     /// Memory-bound ops against a memcpy of the same bytes.
     Memory,
+    /// GEMM, conv2d and elementwise on cuda:0 against PyTorch on the same GPU.
+    Cuda,
 }
 
 impl Suite {
@@ -52,6 +58,7 @@ impl Suite {
             Suite::Gemm => "gemm",
             Suite::Conv => "conv",
             Suite::Memory => "memory",
+            Suite::Cuda => "cuda",
         }
     }
 }
@@ -248,6 +255,7 @@ fn child(suite: Suite, args: &BenchArgs) -> ExitCode {
         Suite::Gemm => gemm::run(&ctx),
         Suite::Conv => conv::run(&ctx),
         Suite::Memory => memory::run(&ctx),
+        Suite::Cuda => return cuda::run(args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -335,6 +343,9 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     let suite = args.suite.unwrap_or(Suite::Ops);
     if args.child {
         return child(suite, args);
+    }
+    if suite == Suite::Cuda {
+        return cuda::run(args);
     }
     let tiers = match select_tiers(&args.tiers) {
         Ok(t) => t,

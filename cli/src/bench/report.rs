@@ -29,6 +29,7 @@ pub(crate) fn table(suite: Suite, rows: &[Value], tiers: &[Isa]) {
         Suite::Gemm => peer_table(rows, tiers, "GFLOP/s", "gflops", false),
         Suite::Conv => peer_table(rows, tiers, "GFLOP/s", "gflops", true),
         Suite::Memory => peer_table(rows, tiers, "GB/s", "gbps", false),
+        Suite::Cuda => super::cuda::table(rows),
     }
 }
 

@@ -11,6 +11,12 @@ use std::sync::OnceLock;
 /// The real CPU plugin's file name.
 pub const CPU_PLUGIN: &str = "libsunrise_backend_cpu.so";
 
+/// The CUDA plugin's crate (built on demand by [`cuda_plugin`], never part
+/// of [`plugin_dir`]: it needs no GPU to load, but says it cannot run).
+pub const CUDA_CRATE: &str = "sunrise-backend-cuda";
+/// The CUDA plugin's file name.
+pub const CUDA_PLUGIN: &str = "libsunrise_backend_cuda.so";
+
 /// The cdylib crates the plugin tests load, and the name each fixture is
 /// given in a plugin directory (`libsunrise_backend_<name>.so`).
 pub const CDYLIBS: [(&str, &str); 5] = [
@@ -80,13 +86,27 @@ pub fn ensure_built() {
 /// `target/debug`, `bench` for `target/release`), so the CPU crate, which
 /// this test already depends on, is not built a second time.
 fn build_command(profile_dir: &Path) -> Command {
+    let mut cmd = cargo_build(profile_dir, None);
+    for (krate, _) in CDYLIBS {
+        cmd.args(["-p", krate]);
+    }
+    for krate in EXTRA_CDYLIBS {
+        cmd.args(["-p", krate]);
+    }
+    cmd
+}
+
+/// `cargo build --offline` of this workspace with the profile that fills
+/// `profile_dir` (see [`build_command`]), into its target directory or
+/// `target_dir`; packages still to add.
+fn cargo_build(profile_dir: &Path, target_dir: Option<&Path>) -> Command {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.arg("build")
         .arg("--offline")
         .arg("--manifest-path")
         .arg(manifest);
-    if let Some(target) = profile_dir.parent() {
+    if let Some(target) = target_dir.or(profile_dir.parent()) {
         cmd.arg("--target-dir").arg(target);
     }
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
@@ -95,13 +115,51 @@ fn build_command(profile_dir: &Path) -> Command {
         Some(other) => other,
     };
     cmd.args(["--profile", profile]);
-    for (krate, _) in CDYLIBS {
-        cmd.args(["-p", krate]);
-    }
-    for krate in EXTRA_CDYLIBS {
-        cmd.args(["-p", krate]);
-    }
     cmd
+}
+
+/// Runs `cmd` once per test binary per `slot`, then checks `file` exists.
+fn build_once(slot: &'static OnceLock<()>, mut cmd: Command, file: &Path) {
+    slot.get_or_init(|| {
+        eprintln!("tests: running {cmd:?}");
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "{cmd:?} failed: {status}");
+    });
+    assert!(file.is_file(), "{} was not built", file.display());
+}
+
+/// The CUDA plugin built from this tree with this test's profile (a no-op
+/// build when fresh), in a target directory of its own (`target/cuda-plugin`):
+/// a cdylib built in the shared one lands in `<profile>/deps/` too, the
+/// directory of every test binary, whose own-directory plugin search
+/// (`plugin_env.rs`) and the `sunrise` command's (`cli/tests`) must not
+/// find it. Separate from [`ensure_built`], so only the tests that load it
+/// pay for it.
+pub fn cuda_plugin() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = profile_dir();
+    let own_target = dir
+        .parent()
+        .expect("<target>/<profile>")
+        .join("cuda-plugin");
+    let mut cmd = cargo_build(&dir, Some(&own_target));
+    cmd.args(["-p", CUDA_CRATE]);
+    let file = own_target
+        .join(dir.file_name().expect("a profile directory"))
+        .join(CUDA_PLUGIN);
+    build_once(&BUILT, cmd, &file);
+    file
+}
+
+/// The `sunrise` command built from this tree with this test's profile.
+pub fn cli_binary() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = profile_dir();
+    let file = dir.join("sunrise");
+    let mut cmd = cargo_build(&dir, None);
+    cmd.args(["-p", "sunrise-cli", "--bin", "sunrise"]);
+    build_once(&BUILT, cmd, &file);
+    file
 }
 
 /// A scratch directory, removed on drop.
@@ -133,6 +191,14 @@ impl TempDir {
     pub fn copy_cdylib(&self, krate: &str, name: &str) -> PathBuf {
         let to = self.0.join(name);
         std::fs::copy(cdylib(krate), &to).expect("copy a built cdylib");
+        to
+    }
+
+    /// Copies the file `from` in as `name` (permissions kept); returns the
+    /// new path.
+    pub fn copy_in(&self, from: &Path, name: &str) -> PathBuf {
+        let to = self.0.join(name);
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
         to
     }
 }
