@@ -19,7 +19,9 @@
 # beside PyTorch on the same GPU (scripts/torch_cuda_bench.py, strict f32);
 # then, LAST, a table: case, ours, PyTorch, ratio, target. Full logs go to
 # $OUT/gpu-check (or a temporary directory, printed). It takes about three
-# minutes on an H100; every step has a time limit.
+# minutes on an H100 (an estimate: not yet run on one); every step has a
+# time limit, and all of them together GPU_CHECK_DEADLINE seconds (default
+# 540), so the summary and the table always print.
 #
 # The plugin binds the CUDA 12 library names (libcublas.so.12,
 # libnvrtc.so.12, ...) and also tries the unversioned ones. Where the
@@ -31,7 +33,8 @@
 # reported, not failures), 1 when a step failed, 2 for a usage error,
 # 3 when there is no bundle or no NVIDIA GPU here.
 # Environment: GPU_BUNDLE (bundle directory), GPU_CHECK_SECONDS (time per
-# benchmark measurement, default 1), PYTHON (default python3).
+# benchmark measurement, default 1), GPU_CHECK_DEADLINE (seconds for all
+# the steps, default 540), PYTHON (default python3).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -192,10 +195,17 @@ record() { # name status detail
   [ "$2" = ok ] || FAILED=1
 }
 
-# Runs a step with a time limit, its output to LOG/<name>.log; returns its status.
+# Runs a step with a time limit (cut to what is left of the deadline), its
+# output to LOG/<name>.log; returns its status (124: out of time).
 step() { # name seconds command...
-  local name=$1 limit=$2 rc=0
+  local name=$1 limit=$2 rc=0 left
   shift 2
+  left=$(awk -v s="$START" -v n="$(now)" -v d="${GPU_CHECK_DEADLINE:-540}" 'BEGIN { printf "%d", d - (n - s) - 15 }')
+  if [ "$left" -lt 10 ]; then
+    echo "($name: not run: the ${GPU_CHECK_DEADLINE:-540} s deadline is spent)" > "$LOG/$name.log"
+    return 124
+  fi
+  [ "$left" -lt "$limit" ] && limit=$left
   timeout --kill-after=10 "$limit" "$@" > "$LOG/$name.log" 2>&1 || rc=$?
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     echo "($name: stopped after ${limit} s)" >> "$LOG/$name.log"
@@ -206,6 +216,7 @@ step() { # name seconds command...
 run_checks() {
   local bundle start orig_ld work shim
   start=$(now)
+  START=$start
   bundle=$(find_bundle)
   for f in sunrise libsunrise_backend_cuda.so cuda_conformance torch_cuda_bench.py; do
     if [ ! -e "$bundle/$f" ]; then
