@@ -28,8 +28,7 @@ pub(crate) const LIBS: [NativeLib; 5] = [
     NativeLib {
         soname: "libcuda.so.1",
         what: "the NVIDIA driver's CUDA library",
-        hint: "install the NVIDIA driver (Debian: nvidia-driver, which brings libcuda1; \
-               the data-centre drivers bring libnvidia-tesla-cuda1) and a GPU it supports",
+        hint: "install the NVIDIA driver: Debian's nvidia-driver (brings libcuda1), or libnvidia-tesla-cuda1",
         present: driver::sys::is_culib_present,
         other_names: &[],
     },
@@ -177,10 +176,17 @@ mod tests {
     }
 
     #[test]
-    fn every_library_has_a_hint() {
+    fn every_library_has_a_hint_that_fits_the_probe_struct() {
+        // SrProbeInfo: component 64 bytes, hint 128, both NUL-terminated.
         for lib in &LIBS {
             assert!(lib.hint.starts_with("install "), "{}", lib.soname);
-            assert!(lib.soname.starts_with("lib"));
+            assert!(
+                lib.hint.len() < 128,
+                "{} hint is {} bytes",
+                lib.soname,
+                lib.hint.len()
+            );
+            assert!(lib.soname.starts_with("lib") && lib.soname.len() < 64);
         }
     }
 
