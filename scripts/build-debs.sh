@@ -114,8 +114,8 @@ git ls-files -z -c -o --exclude-standard |
 (cd "$tree" && cargo vendor --locked --versioned-dirs --quiet vendor >/dev/null)
 perl "$root/scripts/debian/prune-vendor.pl" "$tree/vendor" | tail -1
 orig="$out/sunrise_$upstream.orig.tar.gz"
-# Deterministic: sorted names, fixed owner, times clamped to the changelog's.
-tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --clamp-mtime --owner=0 --group=0 \
+# Deterministic: sorted names, fixed owner and modes, every time the changelog's.
+tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 \
   --numeric-owner --mode='u+rw,go=rX' --format=gnu -C "$out/orig" -cf - "sunrise-$upstream" |
   gzip -9n > "$orig"
 ln "$orig" "$out/sunrise-cuda_$upstream.orig.tar.gz"
@@ -182,6 +182,22 @@ build sunrise debian-main
 build sunrise-cuda debian-contrib
 
 # --- 3. reproducibility, lintian -------------------------------------------
+# The usual cause of a difference: a build directory compiled into a file
+# (env!("CARGO_MANIFEST_DIR"), file!() outside --remap-path-prefix's reach).
+explain_difference() {
+  local src=$1 f=$2 g=$3 x
+  x=$(mktemp -d)
+  dpkg-deb -x "$f" "$x/1"
+  dpkg-deb -x "$g" "$x/2"
+  (cd "$x/1" && find . -type f) | while IFS= read -r file; do
+    cmp -s "$x/1/$file" "$x/2/$file" && continue
+    echo "  differs: ${file#.}"
+    grep -aoE "[[:print:]]{0,40}$out/$src/[ab]/[[:print:]]{0,60}" "$x/1/$file" | head -5 |
+      sed 's/^/    build directory compiled in: /' || true
+  done
+  rm -rf "$x"
+}
+
 say "reproducibility: build 1 against build 2"
 repro_fail=0
 for src in sunrise sunrise-cuda; do
@@ -197,6 +213,7 @@ for src in sunrise sunrise-cuda; do
       diff <(dpkg-deb -c "$f") <(dpkg-deb -c "$g") | head -20 || true
       diff <(dpkg-deb --ctrl-tarfile "$f" | tar -xOf - ./md5sums) \
            <(dpkg-deb --ctrl-tarfile "$g" | tar -xOf - ./md5sums) | head -20 || true
+      explain_difference "$src" "$f" "$g"
     fi
   done
 done
