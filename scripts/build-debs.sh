@@ -38,7 +38,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/target/debian}
 out=$(mkdir -p "$out" && cd "$out" && pwd)
-case "$out" in /|"$root"|"$HOME") echo "build-debs: refusing OUTDIR $out (it is emptied)" >&2; exit 1 ;; esac
+case "$root/" in "$out"/*) echo "build-debs: refusing OUTDIR $out: it is emptied, and holds the checkout" >&2; exit 1 ;; esac
+case "$out" in /|"$HOME") echo "build-debs: refusing OUTDIR $out (it is emptied)" >&2; exit 1 ;; esac
 export LC_ALL=C.UTF-8 TZ=UTC
 unset CARGO_TARGET_DIR RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 # debian/rules points CARGO_HOME into the build tree; a rustup toolchain is
@@ -251,4 +252,7 @@ done
 (cd "$out" && ls -l ./*.deb ./*.dsc ./*.orig.tar.gz | awk '{ print "  " $5 "  " $NF }')
 [ "$repro_fail" = 0 ] || die "the two builds differ (see above)"
 [ "$lintian_fail" = 0 ] || die "lintian reported errors or warnings (logs: $out/*/lintian.txt)"
+# The unpacked build trees (each with its cargo target/, ~0.5 GB) are kept
+# only when something failed, for inspection.
+rm -rf "$out"/sunrise/[ab]/"sunrise-$upstream" "$out"/sunrise-cuda/[ab]/"sunrise-$upstream"
 echo "build-debs: OK (reproducible, lintian clean) in $out"

@@ -219,7 +219,7 @@ check "(b) sunrise doctor finds the plugin in the system directory, skipped: lib
          awk -v p='$plugin' '
            index(\$0, \"  skipped  \" p \": \") == 1 { found = 1; next }
            found && /^           missing: libcuda\\.so\\.1\$/ { missing = 1 }
-           found && /^           hint: .*Debian: nvidia-driver/ { hint = 1 }
+           found && /^           hint: .*nvidia-driver.*libcuda1/ { hint = 1 }
            found && /^  [a-z]/ { found = 0 }
            END { exit !(missing && hint) }' /tmp/doctor-b.txt"
 check "(b) sunrise doctor --json: the plugin's candidate names libcuda.so.1" \
