@@ -108,6 +108,10 @@ untracked=$(git ls-files -o --exclude-standard)
 if [ -n "$untracked" ]; then
   printf 'note: untracked files go into the tarball too (not a clean checkout):\n%s\n' "$untracked" | head -20
 fi
+modified=$(git diff --name-only HEAD)
+if [ -n "$modified" ]; then
+  printf 'note: uncommitted changes go into the tarball (not a clean checkout):\n%s\n' "$modified" | head -20
+fi
 git ls-files -z -c -o --exclude-standard |
   while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
   tar --null -T - -cf - | tar -xf - -C "$tree"
