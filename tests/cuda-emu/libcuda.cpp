@@ -8,8 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
 #include <barrier>
+#include <semaphore>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +73,12 @@ API CUresult cuMemFree_v2(CUdeviceptr p) { free((void*)p); return OK; }
 API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void*) { memcpy((void*)dst, src, n); return OK; }
 API CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void*) { memcpy(dst, (const void*)src, n); return OK; }
 
+API CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void*) { memset((void*)dst, v, n); return OK; }
+API CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned v, size_t n, void*) {
+    for (size_t i = 0; i < n; ++i) ((unsigned*)dst)[i] = v;
+    return OK;
+}
+
 API CUresult cuGetErrorString(CUresult e, const char** s) {
     *s = e == OUT_OF_MEMORY ? "out of memory (emulated)" : "error (emulated driver)";
     return OK;
@@ -122,18 +133,60 @@ struct Block {
 static void block_sync(void* b) { ((Block*)b)->all.arrive_and_wait(); }
 static void warp_sync(void* b, unsigned w) { ((Block*)b)->warps[w]->arrive_and_wait(); }
 
+// Persistent worker threads, one per CUDA thread of the largest block seen:
+// creating up to 1024 OS threads per block made emulation slow. Never
+// destroyed (detached), so process exit does not wait on them.
+struct Workers {
+    struct Worker {
+        std::binary_semaphore go{0};
+    };
+    std::mutex m; // guards `pool` growth
+    std::vector<Worker*> pool;
+    std::function<void(unsigned)> job;
+    std::atomic<unsigned> remaining{0};
+    std::binary_semaphore finished{0};
+
+    void loop(Worker* w, unsigned id) {
+        for (;;) {
+            w->go.acquire();
+            job(id);
+            if (remaining.fetch_sub(1) == 1) finished.release();
+        }
+    }
+    // Runs job(0..n) on n workers (only those n are woken) and waits.
+    void run(unsigned n, std::function<void(unsigned)> j) {
+        {
+            std::lock_guard<std::mutex> l(m);
+            while (pool.size() < n) {
+                Worker* w = new Worker;
+                unsigned id = pool.size();
+                pool.push_back(w);
+                std::thread([this, w, id] { loop(w, id); }).detach();
+            }
+        }
+        job = std::move(j);
+        remaining.store(n);
+        for (unsigned i = 0; i < n; ++i) pool[i]->go.release();
+        finished.acquire();
+    }
+};
+static Workers& workers() {
+    static Workers* w = new Workers;
+    return *w;
+}
+static std::mutex launch_lock;
+
 API CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                             unsigned shmem, void*, void** params, void**) {
     Tramp tramp = ((Function*)f)->tramp;
     unsigned n = bx * by * bz;
     if (n == 0 || n > 1024 || gx == 0 || gy == 0 || gz == 0) return INVALID_VALUE;
+    std::lock_guard<std::mutex> g(launch_lock);
     for (unsigned z = 0; z < gz; ++z)
         for (unsigned y = 0; y < gy; ++y)
             for (unsigned x = 0; x < gx; ++x) {
                 Block block(n, shmem);
-                std::vector<std::thread> threads;
-                threads.reserve(n);
-                for (unsigned t = 0; t < n; ++t) {
+                workers().run(n, [&](unsigned t) {
                     SrEmuThread th;
                     th.thread = dim3{t % bx, (t / bx) % by, t / (bx * by)};
                     th.block = dim3{x, y, z};
@@ -144,14 +197,11 @@ API CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsi
                     th.block_state = &block;
                     th.exchange = block.exchange.data();
                     th.dyn_smem = block.smem.data();
-                    threads.emplace_back([th, tramp, params, &block, t] {
-                        tramp(params, &th);
-                        // A finished thread no longer holds back barriers.
-                        block.all.arrive_and_drop();
-                        block.warps[t / 32]->arrive_and_drop();
-                    });
-                }
-                for (auto& th : threads) th.join();
+                    tramp(params, &th);
+                    // A finished thread no longer holds back barriers.
+                    block.all.arrive_and_drop();
+                    block.warps[t / 32]->arrive_and_drop();
+                });
             }
     return OK;
 }

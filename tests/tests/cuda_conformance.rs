@@ -105,11 +105,17 @@ fn find_cuda() -> Result<Device, String> {
     Ok(dev)
 }
 
-/// The device, or `None` after printing why the test is skipped.
+/// The device, or `None` after printing why the test is skipped. With
+/// `SUNRISE_CUDA_REQUIRE=1` (CI's run on the CPU emulator, tests/cuda-emu,
+/// and scripts/gpu-check.sh) a skip is a failure instead.
 fn cuda_or_skip() -> Option<Device> {
     match cuda() {
         Ok(d) => Some(d),
         Err(reason) => {
+            assert!(
+                std::env::var_os("SUNRISE_CUDA_REQUIRE").is_none(),
+                "SUNRISE_CUDA_REQUIRE is set but cuda:0 is unusable: {reason}"
+            );
             println!("skipped: {reason}");
             None
         }
