@@ -14,14 +14,19 @@ use super::conv::ConvCase;
 /// The script's file name.
 const SCRIPT: &str = "onnxruntime_conv_bench.py";
 
-/// The directory of the script: `--scripts`, else the source tree's
-/// `scripts/` as it was when this binary was built.
+/// Where the script is when `--scripts` is not given: `SUNRISE_SCRIPTS_DIR`
+/// at build time (the Debian package sets `/usr/share/sunrise/scripts`), else
+/// the source tree's `scripts/`. A `const`, so only the chosen path is
+/// compiled in: the build directory must not leak into a packaged binary
+/// (it would also make two builds in different directories differ).
+const DEFAULT_SCRIPT_DIR: &str = match option_env!("SUNRISE_SCRIPTS_DIR") {
+    Some(dir) => dir,
+    None => concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts"),
+};
+
+/// The directory of the script: `--scripts`, else [`DEFAULT_SCRIPT_DIR`].
 pub(crate) fn script_dir(arg: Option<&Path>) -> PathBuf {
-    arg.map(Path::to_path_buf).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("scripts")
-    })
+    arg.map_or_else(|| PathBuf::from(DEFAULT_SCRIPT_DIR), Path::to_path_buf)
 }
 
 /// One ONNX Runtime measurement.
