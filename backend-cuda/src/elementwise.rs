@@ -3,6 +3,8 @@
 //! kernels of `kernels/elementwise.cu`. Inputs arrive pre-broadcast to the
 //! output's shape (stride 0 where broadcast), as the ABI's convention says.
 
+use std::ffi::c_void;
+
 use cudarc::driver::sys::CUdeviceptr;
 use sunrise_backend_api::abi::{SrOpSupport, SrTensorDesc};
 use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
@@ -49,6 +51,27 @@ pub(crate) const BLOCK: u32 = 256;
 pub(crate) fn grid(ctx: &Ctx<'_>, n: usize) -> (u32, u32, u32) {
     let max_blocks = (ctx.gpu.info.sm_count.max(1) as u32).saturating_mul(16);
     (grid_1d(n, BLOCK, max_blocks), 1, 1)
+}
+
+/// Launches elementwise kernel `name` over `n` items on the 1-D grid of
+/// [`grid`]; nothing for `n == 0`.
+///
+/// # Safety
+/// `args` match the kernel's parameters exactly, and every device pointer
+/// among them is live and large enough for `n` items of its layout.
+unsafe fn launch_n(
+    ctx: &mut Ctx<'_>,
+    name: &'static str,
+    n: usize,
+    args: &mut [*mut c_void],
+) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let f = ctx.function(&ELEMENTWISE, name)?;
+    let g = grid(ctx, n);
+    // SAFETY: per this function's contract.
+    unsafe { ctx.launch(f, g, (BLOCK, 1, 1), 0, args) }
 }
 
 /// The checked views of a call's inputs and outputs.
@@ -223,19 +246,13 @@ fn unary(ctx: &mut Ctx<'_>, op: OpId, x: &View<'_>, y: &View<'_>) -> Result<()> 
         return Err(unsupported(op, x.dtype));
     }
     let n = y.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, kernel("unary", x.dtype)?)?;
-    let g = grid(ctx, n);
     // SAFETY: pointers and layouts were checked against their buffers; the
     // argument list matches `unary_{t}(x, sx, y, sy, n, op)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            kernel("unary", x.dtype)?,
+            n,
             args![x.ptr, x.strided(), y.ptr, y.strided(), n as i64, op as i32],
         )
     }
@@ -262,18 +279,12 @@ fn unary_backward(
         return Err(unsupported(op, x.dtype));
     }
     let n = dx.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, kernel("unary_backward", x.dtype)?)?;
-    let g = grid(ctx, n);
     // SAFETY: checked views; matches `unary_backward_{t}(x, sx, dy, sdy, dx, sdx, n, op)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            kernel("unary_backward", x.dtype)?,
+            n,
             args![
                 x.ptr,
                 x.strided(),
@@ -308,18 +319,12 @@ fn binary(ctx: &mut Ctx<'_>, op: OpId, a: &View<'_>, b: &View<'_>, c: &View<'_>)
         return Err(unsupported(op, a.dtype));
     }
     let n = c.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, kernel(base, a.dtype)?)?;
-    let g = grid(ctx, n);
     // SAFETY: checked views; matches `{binary,compare}_{t}(a, sa, b, sb, c, sc, n, op)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            kernel(base, a.dtype)?,
+            n,
             args![
                 a.ptr,
                 a.strided(),
@@ -359,18 +364,12 @@ fn where_(ctx: &mut Ctx<'_>, ins: &[View<'_>], c: &View<'_>) -> Result<()> {
         same_shape(op, what, v, c)?;
     }
     let n = c.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, by_size("where", a.dtype))?;
-    let g = grid(ctx, n);
     // SAFETY: checked views; matches `where_b{k}(m, sm, a, sa, b, sb, c, sc, n)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            by_size("where", a.dtype),
+            n,
             args![
                 m.ptr,
                 m.strided(),
@@ -399,18 +398,12 @@ fn fill_bits(d: DType, value: f64) -> u64 {
 
 fn fill(ctx: &mut Ctx<'_>, y: &View<'_>, value: f64) -> Result<()> {
     let n = y.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, by_size("fill", y.dtype))?;
-    let g = grid(ctx, n);
     // SAFETY: checked view; matches `fill_b{k}(y, sy, n, bits)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            by_size("fill", y.dtype),
+            n,
             args![y.ptr, y.strided(), n as i64, fill_bits(y.dtype, value)],
         )
     }
@@ -427,24 +420,22 @@ pub(crate) fn copy(
     ds: &Strided,
 ) -> Result<()> {
     let n = ds.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, by_size("copy", dtype))?;
-    let g = grid(ctx, n);
     // SAFETY: the callers pass checked views or temporaries sized for the
     // layouts; matches `copy_b{k}(x, sx, y, sy, n)`.
-    unsafe { ctx.launch(f, g, (BLOCK, 1, 1), 0, args![src, *ss, dst, *ds, n as i64]) }
+    unsafe {
+        launch_n(
+            ctx,
+            by_size("copy", dtype),
+            n,
+            args![src, *ss, dst, *ds, n as i64],
+        )
+    }
 }
 
 fn cast(ctx: &mut Ctx<'_>, x: &View<'_>, y: &View<'_>) -> Result<()> {
     same_shape(OpId::Cast, "x", x, y)?;
     if x.dtype == y.dtype {
         return copy(ctx, x.dtype, x.ptr, &x.strided(), y.ptr, &y.strided());
-    }
-    let n = y.numel();
-    if n == 0 {
-        return Ok(());
     }
     const NAMES: [[&str; 4]; 4] = [
         [
@@ -467,15 +458,13 @@ fn cast(ctx: &mut Ctx<'_>, x: &View<'_>, y: &View<'_>) -> Result<()> {
         ],
         ["cast_u8_f32", "cast_u8_f64", "cast_u8_i64", "cast_u8_u8"],
     ];
-    let f = ctx.function(&ELEMENTWISE, NAMES[x.dtype as usize][y.dtype as usize])?;
-    let g = grid(ctx, n);
+    let (name, n) = (NAMES[x.dtype as usize][y.dtype as usize], y.numel());
     // SAFETY: checked views; matches `cast_{s}_{d}(x, sx, y, sy, n)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            name,
+            n,
             args![x.ptr, x.strided(), y.ptr, y.strided(), n as i64],
         )
     }
@@ -539,19 +528,13 @@ pub(crate) fn bias_add(
     bias: CUdeviceptr,
 ) -> Result<()> {
     let total = n * k * hw;
-    if total == 0 {
-        return Ok(());
-    }
-    let f = ctx.function(&ELEMENTWISE, kernel("bias_add", dtype)?)?;
-    let g = grid(ctx, total);
     // SAFETY: the caller passes a contiguous output of `total` elements
     // and a contiguous bias of `k`; matches `bias_add_{t}(y, bias, n, hw, k)`.
     unsafe {
-        ctx.launch(
-            f,
-            g,
-            (BLOCK, 1, 1),
-            0,
+        launch_n(
+            ctx,
+            kernel("bias_add", dtype)?,
+            total,
             args![y, bias, total as i64, hw as i64, k as i64],
         )
     }

@@ -41,6 +41,36 @@ __device__ __forceinline__ i64 sr_offset(const Strided& t, i64 i) {
 __device__ __forceinline__ float sr_nan(float) { return __int_as_float(0x7fc00000); }
 __device__ __forceinline__ double sr_nan(double) { return __longlong_as_double(0x7ff8000000000000LL); }
 
+#define FULL_MASK 0xffffffffu
+
+template <typename T> __device__ __forceinline__ T sr_neg_inf();
+template <> __device__ __forceinline__ float sr_neg_inf<float>() { return __int_as_float(0xff800000); }
+template <> __device__ __forceinline__ double sr_neg_inf<double>() { return __longlong_as_double(0xfff0000000000000LL); }
+
+// Online (max, sum of e^(x - max)) for softmax rows and the fused loss.
+// State (m, s): m the running max, s = sum e^(x - m) over the elements seen.
+// Elements equal to -inf add nothing while m is -inf (so an all -inf row
+// ends with m = -inf, and then x - m is NaN: the CPU's NaN row). Rescales
+// use double exp; the per-element e^(x - m) is in T, like the CPU's.
+
+template <typename T> __device__ __forceinline__ void sr_ms_add(T& m, double& s, T v) {
+    if (v > m || v != v) {
+        s = (m == sr_neg_inf<T>()) ? 1.0 : s * exp((double)m - (double)v) + 1.0;
+        m = v;
+    } else if (m != sr_neg_inf<T>()) {
+        s += (double)exp(v - m);
+    }
+}
+
+template <typename T> __device__ __forceinline__ void sr_ms_merge(T& m, double& s, T m2, double s2) {
+    if (m2 > m || m2 != m2) {
+        s = (m == sr_neg_inf<T>()) ? s2 : s * exp((double)m - (double)m2) + s2;
+        m = m2;
+    } else if (m2 != sr_neg_inf<T>()) {
+        s += s2 * exp((double)m2 - (double)m);
+    }
+}
+
 // Warp and block reductions (blockDim.x a multiple of 32, at most 1024).
 template <typename T> __device__ __forceinline__ T sr_warp_sum(T v) {
 #pragma unroll

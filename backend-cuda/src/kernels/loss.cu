@@ -16,31 +16,8 @@
 // index lands in *first (atomicMin), which the host reads before anything
 // else is written.
 
-#define FULL_MASK 0xffffffffu
 
-template <typename T> __device__ __forceinline__ T neg_inf();
-template <> __device__ __forceinline__ float neg_inf<float>() { return __int_as_float(0xff800000); }
-template <> __device__ __forceinline__ double neg_inf<double>() { return __longlong_as_double(0xfff0000000000000LL); }
 
-// Online (max, sum e^(x - max)); the same rules as in softmax.cu: -inf adds
-// nothing while the max is -inf, NaN takes the max, rescales in double.
-template <typename T> __device__ __forceinline__ void ms_add(T& m, double& s, T v) {
-    if (v > m || v != v) {
-        s = (m == neg_inf<T>()) ? 1.0 : s * exp((double)m - (double)v) + 1.0;
-        m = v;
-    } else if (m != neg_inf<T>()) {
-        s += (double)exp(v - m);
-    }
-}
-
-template <typename T> __device__ __forceinline__ void ms_merge(T& m, double& s, T m2, double s2) {
-    if (m2 > m || m2 != m2) {
-        s = (m == neg_inf<T>()) ? s2 : s * exp((double)m - (double)m2) + s2;
-        m = m2;
-    } else if (m2 != neg_inf<T>()) {
-        s += s2 * exp((double)m2 - (double)m);
-    }
-}
 
 // (m, s) over a team of `team` threads (32 or blockDim.x); every thread of
 // the team gets the result. Called by every thread of the block.
@@ -49,7 +26,7 @@ template <typename T> __device__ void team_ms(T& m, double& s, int team) {
     for (int o = 16; o > 0; o >>= 1) {
         T m2 = __shfl_xor_sync(FULL_MASK, m, o);
         double s2 = __shfl_xor_sync(FULL_MASK, s, o);
-        ms_merge(m, s, m2, s2);
+        sr_ms_merge(m, s, m2, s2);
     }
     if (team == 32) return;
     __shared__ T sm_m[32];
@@ -62,7 +39,7 @@ template <typename T> __device__ void team_ms(T& m, double& s, int team) {
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        for (int w = 1; w < nw; ++w) ms_merge(m, s, sm_m[w], sm_s[w]);
+        for (int w = 1; w < nw; ++w) sr_ms_merge(m, s, sm_m[w], sm_s[w]);
         sm_m[0] = m;
         sm_s[0] = s;
     }
@@ -94,10 +71,10 @@ __device__ void ce_fwd(const T* x, const i64* labels, i64 lstride, T* loss, i64 
         i64 l = ok ? labels[row * lstride] : ignore;
         bool active = ok && l != ignore;
         const T* xr = x + (active ? row * c : 0);
-        T m = neg_inf<T>();
+        T m = sr_neg_inf<T>();
         double s = 0.0;
         if (active)
-            for (i64 j = lane; j < c; j += team) ms_add(m, s, xr[j]);
+            for (i64 j = lane; j < c; j += team) sr_ms_add(m, s, xr[j]);
         team_ms(m, s, team);
         if (!ok || lane != 0) continue;
         if (!active) {
@@ -121,10 +98,10 @@ __device__ void ce_bwd(const T* x, const i64* labels, i64 lstride, const T* dlos
         i64 l = ok ? labels[row * lstride] : ignore;
         bool active = ok && l != ignore;
         const T* xr = x + (ok ? row * c : 0);
-        T m = neg_inf<T>();
+        T m = sr_neg_inf<T>();
         double s = 0.0;
         if (active)
-            for (i64 j = lane; j < c; j += team) ms_add(m, s, xr[j]);
+            for (i64 j = lane; j < c; j += team) sr_ms_add(m, s, xr[j]);
         team_ms(m, s, team);
         if (!ok) continue;
         T* dr = dx + row * c;

@@ -27,7 +27,6 @@
 // - bn_apply_*, bn_bwd_dx_*: elementwise over x, the channel of element i is
 //   (i / S) % C through multiply-shift division when i fits 31 bits.
 
-#define FULL_MASK 0xffffffffu
 
 __device__ __forceinline__ double nan_d() { return __longlong_as_double(0x7ff8000000000000LL); }
 

@@ -28,7 +28,6 @@
 // the partial accumulator part[s * outputs + o] and reduce_finish_* merges
 // the splits in order.
 
-#define FULL_MASK 0xffffffffu
 #define I64_MAX 9223372036854775807LL
 #define I64_MIN (-9223372036854775807LL - 1)
 

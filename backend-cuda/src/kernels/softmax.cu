@@ -21,38 +21,10 @@
 #define KIND_LOG 1
 #define KIND_SOFTMAX_BWD 2
 #define KIND_LOG_BWD 3
-#define FULL_MASK 0xffffffffu
 
-template <typename T> __device__ __forceinline__ T neg_inf();
-template <> __device__ __forceinline__ float neg_inf<float>() { return __int_as_float(0xff800000); }
-template <> __device__ __forceinline__ double neg_inf<double>() { return __longlong_as_double(0xfff0000000000000LL); }
 
 // NaN-propagating maximum step (CPU: max_step).
 template <typename T> __device__ __forceinline__ T nan_max(T a, T v) { return (v > a || v != v) ? v : a; }
-
-// ---- online (max, sum of e^(x - max)) ----------------------------------------------
-// State (m, s): m the running max, s = sum e^(x - m) over the elements seen.
-// Elements equal to -inf add nothing while m is -inf (so an all -inf row
-// ends with m = -inf, and then x - m is NaN: the CPU's NaN row). Rescales
-// use double exp; the per-element e^(x - m) is in T, like the CPU's.
-
-template <typename T> __device__ __forceinline__ void ms_add(T& m, double& s, T v) {
-    if (v > m || v != v) {
-        s = (m == neg_inf<T>()) ? 1.0 : s * exp((double)m - (double)v) + 1.0;
-        m = v;
-    } else if (m != neg_inf<T>()) {
-        s += (double)exp(v - m);
-    }
-}
-
-template <typename T> __device__ __forceinline__ void ms_merge(T& m, double& s, T m2, double s2) {
-    if (m2 > m || m2 != m2) {
-        s = (m == neg_inf<T>()) ? s2 : s * exp((double)m - (double)m2) + s2;
-        m = m2;
-    } else if (m2 != neg_inf<T>()) {
-        s += s2 * exp((double)m2 - (double)m);
-    }
-}
 
 // A non-finite maximum makes the whole row NaN, as on the CPU.
 template <typename T> __device__ __forceinline__ void ms_guard(T m, double& s) {
@@ -64,7 +36,7 @@ template <typename T> __device__ __forceinline__ void warp_ms(T& m, double& s) {
     for (int o = 16; o > 0; o >>= 1) {
         T m2 = __shfl_xor_sync(FULL_MASK, m, o);
         double s2 = __shfl_xor_sync(FULL_MASK, s, o);
-        ms_merge(m, s, m2, s2);
+        sr_ms_merge(m, s, m2, s2);
     }
 }
 
@@ -81,7 +53,7 @@ template <typename T> __device__ void block_ms(T& m, double& s) {
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        for (int w = 1; w < nw; ++w) ms_merge(m, s, sm_m[w], sm_s[w]);
+        for (int w = 1; w < nw; ++w) sr_ms_merge(m, s, sm_m[w], sm_s[w]);
         sm_m[0] = m;
         sm_s[0] = s;
     }
@@ -134,11 +106,11 @@ __device__ void softmax_warp(const T* x, const T* g, T* y, i64 rows, i64 n, int 
         }
         // Element lane + 32 * e, held in v[e] (registers: e is unrolled).
         T v[E];
-        T m = neg_inf<T>();
+        T m = sr_neg_inf<T>();
 #pragma unroll
         for (int e = 0; e < E; ++e) {
             i64 j = lane + 32 * e;
-            v[e] = j < n ? xr[j] : neg_inf<T>();
+            v[e] = j < n ? xr[j] : sr_neg_inf<T>();
             m = nan_max(m, v[e]);
         }
         m = sr_warp_max(m);
@@ -172,9 +144,9 @@ template <typename T> __device__ void softmax_block(const T* x, const T* g, T* y
             for (i64 j = threadIdx.x; j < n; j += blockDim.x) yr[j] = bwd_out(xr[j], gr[j], a, kind);
             continue;
         }
-        T m = neg_inf<T>();
+        T m = sr_neg_inf<T>();
         double s = 0.0;
-        for (i64 j = threadIdx.x; j < n; j += blockDim.x) ms_add(m, s, xr[j]);
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) sr_ms_add(m, s, xr[j]);
         block_ms(m, s);
         ms_guard(m, s);
         Fwd<T> f(m, s, kind);
@@ -197,7 +169,7 @@ __device__ void softmax_cols(const T* x, const T* g, T* y, i64 outer, i64 n, i64
         i64 base = o * n * inner + (c - o * inner);
         const T* xc = x + base;
         T* yc = y + base;
-        T m = neg_inf<T>();
+        T m = sr_neg_inf<T>();
         double s = 0.0;
         if (kind >= KIND_SOFTMAX_BWD) {
             const T* gc = g + base;
@@ -215,12 +187,12 @@ __device__ void softmax_cols(const T* x, const T* g, T* y, i64 outer, i64 n, i64
                 for (i64 j = ty; j < n; j += 8) yc[j * inner] = bwd_out(xc[j * inner], gc[j * inner], a, kind);
         } else {
             if (ok)
-                for (i64 j = ty; j < n; j += 8) ms_add(m, s, xc[j * inner]);
+                for (i64 j = ty; j < n; j += 8) sr_ms_add(m, s, xc[j * inner]);
             sm_m[threadIdx.x] = m;
             sm_s[threadIdx.x] = s;
             __syncthreads();
             if (ty == 0) {
-                for (int k = 1; k < 8; ++k) ms_merge(m, s, sm_m[k * 32 + tx], sm_s[k * 32 + tx]);
+                for (int k = 1; k < 8; ++k) sr_ms_merge(m, s, sm_m[k * 32 + tx], sm_s[k * 32 + tx]);
                 ms_guard(m, s);
                 sm_m[tx] = m;
                 sm_s[tx] = s;
