@@ -10,13 +10,17 @@
 //! JSON keys: `suite` ("gemm"), `case`, `threads`, `isa`, `flops`,
 //! `ours_gflops`, `ours_seconds`, `peer` ("openblas"), `peer_detail`,
 //! `peer_threads`, `peer_gflops`, `peer_seconds`, `ratio` (ours / peer),
-//! `max_rel_diff` (ours against the peer's result); where OpenBLAS is
-//! missing, `peer_gflops` is null and `peer_error` says why.
+//! `max_rel_diff` (ours against the peer's result), `peak_gflops` (the
+//! tier's arithmetic peak on as many threads, measured in the same run by
+//! [`super::peak`]; null where the tier has none) and `ours_of_peak`; where
+//! OpenBLAS is missing, `peer_gflops` is null and `peer_error` says why.
 
 use serde_json::{json, Value};
 use sunrise::{DType, Device, Tensor};
+use sunrise_backend_cpu::isa;
 
 use super::openblas::OpenBlas;
+use super::peak::fma_peak;
 use super::{time_median, time_pair, BenchError, Ctx};
 
 /// (M, K, N) of each case.
@@ -95,6 +99,7 @@ fn without_peer(
 /// prints its JSON lines.
 pub(crate) fn run(ctx: &Ctx<'_>) -> Result<(), BenchError> {
     let blas = OpenBlas::load();
+    let peak = fma_peak(isa::tier(), ctx.threads);
     for (i, &(m, k, n)) in CASES.iter().enumerate() {
         let case = format!("{m}x{k}x{n}");
         if !ctx.wants(&case) {
@@ -106,6 +111,12 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<(), BenchError> {
             Ok(blas) => with_peer(ctx, blas, (m, k, n), &a, &b),
             Err(reason) => without_peer(ctx, reason, (m, k, n), &a, &b),
         };
+        let row = row.map(|mut r| {
+            let ours = r["ours_gflops"].as_f64();
+            r["peak_gflops"] = json!(peak);
+            r["ours_of_peak"] = json!(peak.zip(ours).map(|(p, o)| o / p));
+            r
+        });
         let row = row.unwrap_or_else(|e| {
             json!({
                 "suite": "gemm", "case": case, "threads": ctx.threads, "isa": ctx.isa,

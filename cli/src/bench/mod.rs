@@ -24,6 +24,7 @@ mod memory;
 mod onnxruntime;
 mod openblas;
 mod ops;
+mod peak;
 mod report;
 
 use std::io::{IsTerminal, Write};

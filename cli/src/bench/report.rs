@@ -140,6 +140,8 @@ struct Columns<'a> {
     unit: &'a str,
     ours_key: String,
     peer_key: String,
+    /// Whether rows carry the tier's measured peak (`bench gemm`).
+    peak: bool,
 }
 
 impl Columns<'_> {
@@ -153,7 +155,7 @@ impl Columns<'_> {
 
     fn header(&self) {
         let unit = self.unit;
-        println!(
+        print!(
             "{:<w$}{} {:>7} {:<8} {:>12} {:<11} {:>12} {:>9}{}",
             "case",
             self.pass("pass"),
@@ -166,6 +168,11 @@ impl Columns<'_> {
             if self.passes { "   vs fwd" } else { "" },
             w = self.case_w,
         );
+        if self.peak {
+            println!(" {:>12} {:>9}", "peak GFLOP/s", "ours/peak");
+        } else {
+            println!();
+        }
     }
 
     fn row(&self, r: &Value) {
@@ -196,10 +203,16 @@ impl Columns<'_> {
             figure(&r[&self.peer_key]),
             ratio
         );
-        match r["vs_forward"].as_f64() {
-            Some(v) => println!(" {v:>7.2}x"),
-            None => println!(),
+        if let Some(v) = r["vs_forward"].as_f64() {
+            print!(" {v:>7.2}x");
         }
+        if self.peak {
+            let of = r["ours_of_peak"]
+                .as_f64()
+                .map_or_else(|| "-".into(), |x| format!("{:.0}%", 100.0 * x));
+            print!(" {:>12} {of:>9}", figure(&r["peak_gflops"]));
+        }
+        println!();
     }
 }
 
@@ -216,6 +229,7 @@ fn peer_table(rows: &[Value], tiers: &[Isa], unit: &str, key: &str, passes: bool
         unit,
         ours_key: format!("ours_{key}"),
         peer_key: format!("peer_{key}"),
+        peak: rows.iter().any(|r| r["peak_gflops"].is_number()),
     };
     cols.header();
     for r in sorted(rows, tiers) {
@@ -226,6 +240,11 @@ fn peer_table(rows: &[Value], tiers: &[Isa], unit: &str, key: &str, passes: bool
         .any(|r| r["max_rel_diff"].as_f64().is_some_and(|d| d > 1e-3));
     if off {
         println!("warning: some results differ from the peer's by more than 1e-3 of their largest value (see --json max_rel_diff)");
+    }
+    if cols.peak {
+        println!(
+            "(peak: the tier's multiply-add peak on as many threads, measured in the same run)"
+        );
     }
     if passes {
         println!("(vs fwd: our time for the pass over our forward time; ONNX Runtime only infers, so backward passes have no peer)");
