@@ -3,7 +3,9 @@
 //!
 //! General convolutions lower to GEMM per image and group: `im2col` gathers
 //! the receptive fields of a chunk of output rows into a `[C/g R S, rows OW]`
-//! matrix (bounded to [`COL_BYTES`]), then `y = w col` ([`forward`]);
+//! matrix (bounded to [`COL_BYTES`]), then `y = w col` ([`forward`];
+//! where the `gemm` crate serves, pixel-major `t = col^T w^T` transposed
+//! into `y` with the bias, which that crate runs faster);
 //! backward-data is `col = w^T dy` scattered back by `col2im`, and
 //! backward-filter accumulates `dw += dy col^T` over the batch
 //! ([`backward`]). 1x1 stride-1 unpadded convolutions skip `im2col` and

@@ -38,7 +38,7 @@ use crate::isa::{self, Isa};
 use crate::strided::check_arity;
 use crate::threads;
 
-pub(crate) use driver::packed_gemm;
+pub(crate) use driver::{packed_gemm, with_scratch_pair};
 pub(crate) use kernels::{GemmKernel, KernelTable};
 
 /// Problems below this many multiply-adds (`m n k`) stay on one thread.

@@ -1,4 +1,13 @@
 //! `conv2d` forward: per image and group, `y_g = w_g col + bias`.
+//!
+//! Two orientations of the same GEMM. Where the `gemm` crate serves, the
+//! product runs pixel-major, `t = col^T w_g^T` (`[pixels, K/g]`), and `t` is
+//! transposed into the NCHW output with the bias added on the way: the
+//! crate reaches ~110 GFLOP/s on `3136x576x64` with a row-major output
+//! against ~96 on `64x576x3136`, and ~107 against ~92 on the first layer of
+//! a ResNet (`12544x147x64`), measured on this project's 2-core AVX-512
+//! machine. Our packed GEMM is faster the other way round (a tall `A` costs
+//! it a full packing pass), so it keeps `y_g = w_g col` written in place.
 
 use rayon::prelude::*;
 
@@ -6,9 +15,17 @@ use super::depthwise;
 use super::geom::{plane_stride, Geom};
 use super::im2col::{im2col, Image};
 use super::COL_BYTES;
-use crate::gemm::{gemm, GemmCall, GemmScalar, MatMut, MatRef, Threads, PAR_MIN_WORK};
+use crate::element::Float;
+use crate::gemm::{
+    gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads,
+    PAR_MIN_WORK,
+};
 use crate::strided::View;
 use crate::threads;
+
+/// `im2col` bytes per thread on the pixel-major path (whose scratch is
+/// kept per thread between calls).
+const PIXEL_COL_BYTES: usize = 8 << 20;
 
 /// Everything one image's forward pass reads and writes.
 struct Fwd<'a, T> {
@@ -51,7 +68,20 @@ pub(super) unsafe fn forward<T: GemmScalar>(
     };
     let nt = threads::num_threads();
     let work = g.work();
-    if nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
+    let pixel_major = uses_crate();
+    if pixel_major && nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
+        threads::install(|| {
+            (0..g.n).into_par_iter().for_each(|n| {
+                // SAFETY: each image's output block is written by one task.
+                unsafe { f.image_pixel_major(n, Threads::Single) }
+            })
+        });
+    } else if pixel_major {
+        for n in 0..g.n {
+            // SAFETY: as above, one image at a time.
+            unsafe { f.image_pixel_major(n, Threads::Auto) };
+        }
+    } else if nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
         threads::install(|| {
             (0..g.n).into_par_iter().for_each_init(Vec::new, |col, n| {
                 // SAFETY: each image's output block is written by one task.
@@ -145,6 +175,158 @@ impl<T: GemmScalar> Fwd<'_, T> {
                 call.c.ptr = unsafe { yg.add(oh0 * g.ow) };
                 // SAFETY: A is [kg x crs], B [crs x ncols], C inside image n.
                 unsafe { gemm(&call, threads) };
+            }
+        }
+    }
+
+    /// Computes image `n` pixel-major: per group and chunk of output rows,
+    /// `t = col^T w_g^T` into per-thread scratch, then `y_g = t^T + bias`.
+    ///
+    /// # Safety
+    /// No other thread writes image `n` of `y`.
+    unsafe fn image_pixel_major(&self, n: usize, threads: Threads) {
+        let g = self.g;
+        let (ohw, crs) = (g.oh * g.ow, g.crs());
+        let x = &self.x;
+        let pointwise = g
+            .is_pointwise()
+            .then(|| plane_stride(g.h, g.w, x.st[2], x.st[3]))
+            .flatten();
+        let rows = if pointwise.is_some() {
+            g.oh
+        } else {
+            g.chunk_rows(PIXEL_COL_BYTES, std::mem::size_of::<T>())
+        };
+        let col_len = if pointwise.is_some() {
+            0
+        } else {
+            crs * rows * g.ow
+        };
+        with_scratch_pair::<T, _>(col_len, rows * g.ow * g.kg, |col, t| {
+            for grp in 0..g.groups {
+                // SAFETY: image n, channel block grp of the contiguous output.
+                let yg = unsafe { self.y.add((n * g.k + grp * g.kg) * ohw) };
+                let bias = self.bias.map(|b| &b[grp * g.kg..(grp + 1) * g.kg]);
+                let w = MatRef {
+                    ptr: self.w[grp * g.kg * crs..].as_ptr(),
+                    rs: 1,
+                    cs: crs,
+                };
+                for oh0 in (0..g.oh).step_by(rows) {
+                    let ncols = ((oh0 + rows).min(g.oh) - oh0) * g.ow;
+                    let a = match pointwise {
+                        Some(ps) => MatRef {
+                            // SAFETY: channel grp cg of image n starts inside x.
+                            ptr: unsafe { x.row(n, grp * g.cg, 0) },
+                            rs: ps,
+                            cs: x.st[1],
+                        },
+                        None => {
+                            let col = &mut col[..crs * ncols];
+                            let span = (oh0, oh0 + ncols / g.ow);
+                            // SAFETY: x views the input image; col holds crs ncols.
+                            unsafe { im2col(x, g, n, grp * g.cg, span, col) };
+                            MatRef {
+                                ptr: col.as_ptr(),
+                                rs: 1,
+                                cs: ncols,
+                            }
+                        }
+                    };
+                    let call = GemmCall {
+                        m: ncols,
+                        n: g.kg,
+                        k: crs,
+                        a,
+                        b: w,
+                        c: MatMut {
+                            ptr: t.as_mut_ptr(),
+                            rs: g.kg,
+                        },
+                        alpha: T::ONE,
+                        beta: T::ZERO,
+                    };
+                    // SAFETY: A is [ncols x crs], B [crs x kg], C the scratch.
+                    unsafe { gemm(&call, threads) };
+                    // SAFETY: output rows oh0.. of the group's block are ours.
+                    let y0 = unsafe { yg.add(oh0 * g.ow) };
+                    // SAFETY: the block holds kg rows of ncols at stride ohw.
+                    unsafe { transpose_into(&t[..ncols * g.kg], g.kg, y0, ohw, bias) };
+                }
+            }
+        });
+    }
+}
+
+/// `y[k, j] = t[j, k] + bias[k]` for the `j < t.len() / kg` rows of `t`
+/// (`[rows, kg]`, row-major), `y` rows `ohw` apart: 8x8 tiles gathered
+/// into registers (contiguous loads, contiguous stores), the edges one by
+/// one.
+///
+/// # Safety
+/// `y` is writable at `k ohw + j` for every such `k < kg`, `j`.
+unsafe fn transpose_into<T: Float>(t: &[T], kg: usize, y: *mut T, ohw: usize, bias: Option<&[T]>) {
+    const B: usize = 8;
+    let rows = t.len() / kg.max(1);
+    let bias_at = |k: usize| bias.map_or(T::ZERO, |b| b[k]);
+    let (rows8, kg8) = (rows / B * B, kg / B * B);
+    for j0 in (0..rows8).step_by(B) {
+        for k0 in (0..kg8).step_by(B) {
+            let mut tile = [[T::ZERO; B]; B];
+            for (jj, row) in tile.iter_mut().enumerate() {
+                row.copy_from_slice(&t[(j0 + jj) * kg + k0..][..B]);
+            }
+            #[allow(
+                clippy::needless_range_loop,
+                reason = "kk walks the tile's columns: a transpose"
+            )]
+            for kk in 0..B {
+                let b = bias_at(k0 + kk);
+                // SAFETY: row k0+kk, pixels j0..j0+8 of the writable block.
+                let out = unsafe { std::slice::from_raw_parts_mut(y.add((k0 + kk) * ohw + j0), B) };
+                for (jj, o) in out.iter_mut().enumerate() {
+                    *o = tile[jj][kk] + b;
+                }
+            }
+        }
+    }
+    let one = |j: usize, k: usize| {
+        // SAFETY: (k, j) lies in the writable block.
+        unsafe { *y.add(k * ohw + j) = t[j * kg + k] + bias_at(k) };
+    };
+    for j in 0..rows {
+        let k_from = if j < rows8 { kg8 } else { 0 };
+        for k in k_from..kg {
+            one(j, k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose_into;
+
+    #[test]
+    fn transpose_into_matches_naive_at_odd_sizes() {
+        for (rows, kg) in [(1, 1), (7, 3), (8, 8), (17, 9), (33, 16), (64, 7)] {
+            let ohw = rows + 5;
+            let t: Vec<f32> = (0..rows * kg).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let bias: Vec<f32> = (0..kg).map(|k| k as f32 * 10.0).collect();
+            for b in [None, Some(&bias[..])] {
+                let mut y = vec![f32::NAN; kg * ohw];
+                // SAFETY: y holds kg rows of ohw >= rows.
+                unsafe { transpose_into(&t, kg, y.as_mut_ptr(), ohw, b) };
+                for k in 0..kg {
+                    for j in 0..ohw {
+                        let got = y[k * ohw + j];
+                        if j < rows {
+                            let want = t[j * kg + k] + b.map_or(0.0, |b| b[k]);
+                            assert_eq!(got, want, "rows {rows} kg {kg} at ({k}, {j})");
+                        } else {
+                            assert!(got.is_nan(), "wrote past the block at ({k}, {j})");
+                        }
+                    }
+                }
             }
         }
     }

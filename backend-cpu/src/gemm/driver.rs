@@ -412,6 +412,34 @@ fn with_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     })
 }
 
+thread_local! {
+    /// Per-thread scratch of the callers around a GEMM (the pixel-major
+    /// convolution's `im2col` matrix and product), apart from [`SCRATCH`] so
+    /// the GEMM inside still finds its own.
+    static PAIR: RefCell<(Vec<u64>, Vec<u64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` on two 64-byte-aligned scratch slices of `a` and `b` elements
+/// with unspecified (but initialised) contents: the thread's pair of
+/// buffers, kept between calls, or fresh ones if those are in use further
+/// up the stack.
+pub(crate) fn with_scratch_pair<T: Float, R>(
+    a: usize,
+    b: usize,
+    f: impl FnOnce(&mut [T], &mut [T]) -> R,
+) -> R {
+    PAIR.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut pair) => {
+            let (x, y) = &mut *pair;
+            f(aligned_slice(x, a), aligned_slice(y, b))
+        }
+        Err(_) => f(
+            aligned_slice(&mut Vec::new(), a),
+            aligned_slice(&mut Vec::new(), b),
+        ),
+    })
+}
+
 /// `len` elements of `T` carved from `buf` at a 64-byte boundary.
 fn aligned_slice<T: Float>(buf: &mut Vec<u64>, len: usize) -> &mut [T] {
     let words = (len * std::mem::size_of::<T>()).div_ceil(8) + 8;
