@@ -23,9 +23,6 @@ use crate::gemm::{
 use crate::strided::View;
 use crate::threads;
 
-/// `im2col` bytes per thread on the pixel-major path (whose scratch is
-/// kept per thread between calls).
-const PIXEL_COL_BYTES: usize = 8 << 20;
 
 /// Everything one image's forward pass reads and writes.
 struct Fwd<'a, T> {
@@ -69,31 +66,20 @@ pub(super) unsafe fn forward<T: GemmScalar>(
     let nt = threads::num_threads();
     let work = g.work();
     let pixel_major = uses_crate();
-    if pixel_major && nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
-        threads::install(|| {
-            (0..g.n).into_par_iter().for_each(|n| {
-                // SAFETY: each image's output block is written by one task.
-                unsafe { f.image_pixel_major(n, Threads::Single) }
-            })
-        });
-    } else if pixel_major {
-        for n in 0..g.n {
-            // SAFETY: as above, one image at a time.
-            unsafe { f.image_pixel_major(n, Threads::Auto) };
+    let run = |n: usize, threads: Threads| {
+        // SAFETY: each image's output block is written by one task.
+        unsafe {
+            if pixel_major {
+                f.image_pixel_major(n, threads)
+            } else {
+                f.image(n, threads)
+            }
         }
-    } else if nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
-        threads::install(|| {
-            (0..g.n).into_par_iter().for_each_init(Vec::new, |col, n| {
-                // SAFETY: each image's output block is written by one task.
-                unsafe { f.image(n, col, Threads::Single, COL_BYTES / nt) }
-            })
-        });
+    };
+    if nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
+        threads::install(|| (0..g.n).into_par_iter().for_each(|n| run(n, Threads::Single)));
     } else {
-        let mut col = Vec::new();
-        for n in 0..g.n {
-            // SAFETY: as above, one image at a time.
-            unsafe { f.image(n, &mut col, Threads::Auto, COL_BYTES) };
-        }
+        (0..g.n).for_each(|n| run(n, Threads::Auto));
     }
 }
 
@@ -115,12 +101,25 @@ impl<T: GemmScalar> Fwd<'_, T> {
         T::ONE
     }
 
-    /// Computes image `n`, using `col` as `im2col` scratch of at most
-    /// `budget` bytes.
+    /// Computes image `n` in place, `im2col` in per-thread scratch.
     ///
     /// # Safety
     /// No other thread writes image `n` of `y`.
-    unsafe fn image(&self, n: usize, col: &mut Vec<T>, threads: Threads, budget: usize) {
+    unsafe fn image(&self, n: usize, threads: Threads) {
+        let g = self.g;
+        let rows = g.chunk_rows(COL_BYTES, std::mem::size_of::<T>());
+        let x = &self.x;
+        let direct = g.is_pointwise() && plane_stride(g.h, g.w, x.st[2], x.st[3]).is_some();
+        let len = if direct { 0 } else { g.crs() * rows * g.ow };
+        // SAFETY: forwarded.
+        with_scratch_pair::<T, _>(len, 0, |col, _| unsafe { self.image_with(n, col, rows, threads) })
+    }
+
+    /// [`Self::image`] with its scratch: `col` holds `crs rows OW`.
+    ///
+    /// # Safety
+    /// As [`Self::image`].
+    unsafe fn image_with(&self, n: usize, col: &mut [T], rows: usize, threads: Threads) {
         let g = self.g;
         let (ohw, crs) = (g.oh * g.ow, g.crs());
         for grp in 0..g.groups {
@@ -158,8 +157,6 @@ impl<T: GemmScalar> Fwd<'_, T> {
                 unsafe { gemm(&call, threads) };
                 continue;
             }
-            let rows = g.chunk_rows(budget, std::mem::size_of::<T>());
-            col.resize(col.len().max(crs * rows * g.ow), T::ZERO);
             for oh0 in (0..g.oh).step_by(rows) {
                 let oh1 = (oh0 + rows).min(g.oh);
                 let ncols = (oh1 - oh0) * g.ow;
@@ -195,7 +192,7 @@ impl<T: GemmScalar> Fwd<'_, T> {
         let rows = if pointwise.is_some() {
             g.oh
         } else {
-            g.chunk_rows(PIXEL_COL_BYTES, std::mem::size_of::<T>())
+            g.chunk_rows(COL_BYTES, std::mem::size_of::<T>())
         };
         let col_len = if pointwise.is_some() {
             0
@@ -265,7 +262,7 @@ impl<T: GemmScalar> Fwd<'_, T> {
 ///
 /// # Safety
 /// `y` is writable at `k ohw + j` for every such `k < kg`, `j`.
-unsafe fn transpose_into<T: Float>(t: &[T], kg: usize, y: *mut T, ohw: usize, bias: Option<&[T]>) {
+pub(super) unsafe fn transpose_into<T: Float>(t: &[T], kg: usize, y: *mut T, ohw: usize, bias: Option<&[T]>) {
     const B: usize = 8;
     let rows = t.len() / kg.max(1);
     let bias_at = |k: usize| bias.map_or(T::ZERO, |b| b[k]);
