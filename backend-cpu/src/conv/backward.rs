@@ -4,12 +4,13 @@
 use rayon::prelude::*;
 
 use super::depthwise;
+use super::forward::transpose_into;
 use super::geom::{plane_stride, Geom};
 use super::im2col::{col2im, im2col, Image};
 use super::COL_BYTES;
-use super::forward::transpose_into;
 use crate::gemm::{
-    gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads, PAR_MIN_WORK,
+    gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads,
+    PAR_MIN_WORK,
 };
 use crate::strided::View;
 use crate::threads;
@@ -156,7 +157,11 @@ impl<'a, T: GemmScalar> Bwd<'a, T> {
     unsafe fn data_image(&self, n: usize, dx: &Image<T>, threads: Threads) {
         let g = self.g;
         let rows = g.chunk_rows(COL_BYTES, std::mem::size_of::<T>());
-        let len = if g.is_pointwise() { 0 } else { g.crs() * rows * g.ow };
+        let len = if g.is_pointwise() {
+            0
+        } else {
+            g.crs() * rows * g.ow
+        };
         // SAFETY: forwarded.
         with_scratch_pair::<T, _>(len, 0, |col, _| unsafe {
             self.data_image_with(n, dx, col, rows, threads)

@@ -23,7 +23,6 @@ use crate::gemm::{
 use crate::strided::View;
 use crate::threads;
 
-
 /// Everything one image's forward pass reads and writes.
 struct Fwd<'a, T> {
     x: Image<T>,
@@ -77,7 +76,11 @@ pub(super) unsafe fn forward<T: GemmScalar>(
         }
     };
     if nt > 1 && g.n >= nt && work >= PAR_MIN_WORK {
-        threads::install(|| (0..g.n).into_par_iter().for_each(|n| run(n, Threads::Single)));
+        threads::install(|| {
+            (0..g.n)
+                .into_par_iter()
+                .for_each(|n| run(n, Threads::Single))
+        });
     } else {
         (0..g.n).for_each(|n| run(n, Threads::Auto));
     }
@@ -112,7 +115,9 @@ impl<T: GemmScalar> Fwd<'_, T> {
         let direct = g.is_pointwise() && plane_stride(g.h, g.w, x.st[2], x.st[3]).is_some();
         let len = if direct { 0 } else { g.crs() * rows * g.ow };
         // SAFETY: forwarded.
-        with_scratch_pair::<T, _>(len, 0, |col, _| unsafe { self.image_with(n, col, rows, threads) })
+        with_scratch_pair::<T, _>(len, 0, |col, _| unsafe {
+            self.image_with(n, col, rows, threads)
+        })
     }
 
     /// [`Self::image`] with its scratch: `col` holds `crs rows OW`.
@@ -262,7 +267,13 @@ impl<T: GemmScalar> Fwd<'_, T> {
 ///
 /// # Safety
 /// `y` is writable at `k ohw + j` for every such `k < kg`, `j`.
-pub(super) unsafe fn transpose_into<T: Float>(t: &[T], kg: usize, y: *mut T, ohw: usize, bias: Option<&[T]>) {
+pub(super) unsafe fn transpose_into<T: Float>(
+    t: &[T],
+    kg: usize,
+    y: *mut T,
+    ohw: usize,
+    bias: Option<&[T]>,
+) {
     const B: usize = 8;
     let rows = t.len() / kg.max(1);
     let bias_at = |k: usize| bias.map_or(T::ZERO, |b| b[k]);

@@ -151,6 +151,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (64, 64, 64),
     (37, 600, 11),
     (130, 70, 257),
+    // Deeper than one packed block: split into equal blocks (2 of 512,
+    // 3 of 536 with a shorter last one).
+    (33, 17, 1023),
+    (7, 40, 1600),
 ];
 
 fn every_tier<T: GemmScalar>(eps: f64, pick: fn(&KernelTable) -> GemmKernel<T>) {

@@ -29,7 +29,7 @@ pub(crate) fn plug(table: &mut KernelTable) {
         isa: Isa::Avx2,
         mr: 6,
         nr: 16,
-        kc: 256,
+        kc: 768,
         nc: 512,
         run: avx2_gemm_f32_6x16,
     };

@@ -44,7 +44,7 @@ pub(crate) fn plug(table: &mut KernelTable) {
         isa: Isa::Sse2,
         mr: 4,
         nr: 8,
-        kc: 256,
+        kc: 768,
         nc: 512,
         run: sse2_gemm_f32_4x8,
     };
