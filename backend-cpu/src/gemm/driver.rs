@@ -13,8 +13,6 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
 use super::kernels::{GemmKernel, MAX_TILE};
 use super::{GemmCall, MatRef};
 use crate::element::Float;
@@ -117,11 +115,7 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
             }
         }
     };
-    if nthreads > 1 {
-        threads::install(body);
-    } else {
-        body();
-    }
+    body();
 }
 
 /// The depth of each packed block: `k` split into as few blocks of at most
@@ -160,8 +154,8 @@ unsafe fn run_slab<T: Float>(
         }
     };
     let units = m_chunks * plan.n_chunks;
-    if plan.threads > 1 && units > 1 {
-        (0..units).into_par_iter().for_each(unit);
+    if plan.threads > 1 {
+        threads::for_each_index(units, unit);
     } else {
         (0..units).for_each(unit);
     }
@@ -308,7 +302,16 @@ unsafe fn pack_slab<T: Float>(
         };
     };
     if par && dst.len() >= threads::PAR_THRESHOLD {
-        dst.par_chunks_mut(mr * kc).enumerate().for_each(job);
+        let (len, base) = (dst.len(), SendPtr(dst.as_mut_ptr()));
+        threads::for_each_index(len.div_ceil(mr * kc), |u| {
+            let base = &base;
+            let start = u * mr * kc;
+            // SAFETY: chunk u of dst, disjoint from every other chunk.
+            let chunk = unsafe {
+                std::slice::from_raw_parts_mut(base.0.add(start), (mr * kc).min(len - start))
+            };
+            job((u, chunk));
+        });
     } else {
         dst.chunks_mut(mr * kc).enumerate().for_each(job);
     }
@@ -391,6 +394,14 @@ unsafe fn pack_b<T: Float>(
         }
     }
 }
+
+/// A pointer handed to the threads that write disjoint chunks behind it.
+struct SendPtr<T>(*mut T);
+
+// SAFETY: only used to carve disjoint chunks, one per task.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 /// A heap buffer whose slice starts on a 64-byte boundary.
 struct AlignedVec<T> {
