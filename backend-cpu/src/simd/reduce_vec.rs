@@ -39,6 +39,18 @@ pub(crate) trait F32x: Copy {
     /// Orders earlier [`F32x::stream`] stores before later stores.
     #[inline(always)]
     unsafe fn stream_fence() {}
+    /// Hints the cache line holding `p` into the cache (a hint: any address
+    /// will do, it never faults). x86 only; elsewhere nothing.
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE is part of the x86-64 baseline; a prefetch reads nothing.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
     /// `a + b`
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// `a - b`

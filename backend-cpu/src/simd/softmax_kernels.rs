@@ -149,11 +149,18 @@ pub(crate) unsafe fn exp_row<S: F32x>(x: &[f32], y: &mut [f32]) {
 
 /// `y = e^(x - m)`, returning `sum y` (`y` = None: only the sum).
 ///
+/// While it computes, it prefetches the row that follows `x` in memory
+/// (the next row of a softmax over the last axis, or nothing useful for
+/// the last one: a prefetch is a hint and never faults), so that the next
+/// row's first, memory-bound pass finds it cached instead of leaving
+/// memory idle during this compute-bound one.
+///
 /// # Safety
 /// The CPU supports `S`; `y`, if given, is at least as long as `x`.
 #[inline(always)]
 unsafe fn exp_sum<S: F32x>(x: &[f32], y: Option<&mut [f32]>, m: f32) -> f64 {
     let (l, n, xp) = (S::LANES, x.len(), x.as_ptr());
+    let next = xp.wrapping_add(n);
     let yp = y.map(|y| y.as_mut_ptr());
     // SAFETY: full pieces need `i + l <= n`; the tail moves `n - i`
     // elements (padding lanes hold -inf, whose exp adds 0).
@@ -162,6 +169,12 @@ unsafe fn exp_sum<S: F32x>(x: &[f32], y: Option<&mut [f32]>, m: f32) -> f64 {
         let (mut s0, mut s1) = (S::splat(0.0), S::splat(0.0));
         let mut i = 0;
         while i + 2 * l <= n {
+            // One 64-byte line of the next row per 16 elements done.
+            let mut line = 0;
+            while line < 2 * l {
+                S::prefetch(next.wrapping_add(i + line));
+                line += 16;
+            }
             let e0 = exp_nonpos_v::<S>(S::sub(S::load(xp.add(i)), mv));
             let e1 = exp_nonpos_v::<S>(S::sub(S::load(xp.add(i + l)), mv));
             if let Some(yp) = yp {

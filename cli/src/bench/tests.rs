@@ -210,3 +210,17 @@ fn gemm_difference_is_relative_to_the_peer() {
     assert_eq!(gemm::max_rel_diff(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
     assert!((gemm::max_rel_diff(&[1.0, 4.1], &[1.0, 4.0]) - 0.025).abs() < 1e-6);
 }
+
+#[test]
+fn peak_is_measured_for_the_x86_tiers_this_cpu_has_and_only_those() {
+    assert_eq!(peak::fma_peak(Isa::Portable, 1), None);
+    assert_eq!(peak::fma_peak(Isa::Neon, 1), None);
+    for tier in [Isa::Sse2, Isa::Avx2, Isa::Avx512] {
+        let got = peak::fma_peak(tier, 2);
+        let have = cfg!(target_arch = "x86_64") && isa::available_tiers().contains(&tier);
+        assert_eq!(got.is_some(), have, "{tier}: {got:?}");
+        if let Some(p) = got {
+            assert!(p.is_finite() && p > 0.1, "{tier}: {p} GFLOP/s");
+        }
+    }
+}
