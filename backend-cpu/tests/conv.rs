@@ -295,7 +295,7 @@ const CASES: &[Case] = &[
     Case::new([4, 8, 16, 16], [16, 3, 3], 1, 1, 1, 1),
     Case::new([2, 4, 5, 5], [4, 5, 5], 3, 2, 1, 2),
     Case::new([5, 16, 12, 12], [32, 1, 1], 1, 0, 1, 1),
-    // im2col larger than the 8 MiB per-thread chunk: output rows in chunks.
+    // im2col larger than the 1 MiB per-thread chunk: output rows in chunks.
     Case::new([1, 64, 64, 66], [9, 3, 3], 1, 1, 1, 1),
 ];
 

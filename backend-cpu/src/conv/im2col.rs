@@ -141,6 +141,17 @@ pub(super) unsafe fn gather<T: Float>(out: &mut [T], src: *const T, step: usize)
     if step == 1 {
         // SAFETY: contiguous and readable, per the caller.
         out.copy_from_slice(unsafe { std::slice::from_raw_parts(src, out.len()) });
+    } else if step == 2 && !out.is_empty() {
+        // Stride 2 (the stem convolutions of most CNNs), written so the
+        // compiler vectorises it with shuffles: pairs, then the last one.
+        let n = out.len();
+        // SAFETY: elements 0, 2, .., 2 (n - 1) are readable, per the caller.
+        let src = unsafe { std::slice::from_raw_parts(src, 2 * n - 1) };
+        let (head, last) = out.split_at_mut(n - 1);
+        for (o, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
+            *o = pair[0];
+        }
+        last[0] = src[2 * (n - 1)];
     } else {
         for (i, o) in out.iter_mut().enumerate() {
             // SAFETY: per the caller.
