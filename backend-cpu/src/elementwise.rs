@@ -23,7 +23,7 @@
 mod binary;
 mod convert;
 mod kernels;
-pub(crate) use kernels::stream_threshold;
+pub(crate) use kernels::{cache_of_level, stream_threshold};
 mod math;
 mod plan;
 mod portable;

@@ -147,6 +147,18 @@ fn last_level_cache() -> Option<usize> {
         .max()
 }
 
+/// The size of CPU 0's level-`level` data or unified cache, from sysfs.
+pub(crate) fn cache_of_level(level: u32) -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+            read("level").trim() == level.to_string() && read("type").trim() != "Instruction"
+        })
+        .filter_map(|p| parse_cache_size(std::fs::read_to_string(p.join("size")).ok()?.trim()))
+        .max()
+}
+
 /// `"32768K"`, `"1M"` or `"512"` as bytes.
 fn parse_cache_size(s: &str) -> Option<usize> {
     let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {

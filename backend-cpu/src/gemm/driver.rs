@@ -77,8 +77,15 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
         kern.isa
     );
     let nthreads = if parallel { threads::num_threads() } else { 1 };
+    let kc = split_depth(kern.kc, call.k);
     let kern = &GemmKernel {
-        kc: split_depth(kern.kc, call.k),
+        kc,
+        nc: block_columns(
+            kern.nr,
+            kern.nc,
+            kc * std::mem::size_of::<T>(),
+            l2_bytes() / 2,
+        ),
         ..*kern
     };
     let body = || {
@@ -127,6 +134,40 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
 fn split_depth(max: usize, k: usize) -> usize {
     let blocks = k.div_ceil(max.max(1)).max(1);
     k.div_ceil(blocks).next_multiple_of(8)
+}
+
+/// Columns of one packed block of `B` whose columns take `col_bytes`
+/// (`kc` elements): at most `max`, a multiple of `nr`, and few enough that
+/// the block fits `budget` (half of L2), where it must stay while every `A`
+/// panel sweeps it. With the deeper blocks of [`split_depth`] a fixed 512
+/// columns would be 1.4 MB of f32 at `kc = 688`: more than most L2s (on
+/// this project's 1 MiB-L2 machine the change measured neutral).
+fn block_columns(nr: usize, max: usize, col_bytes: usize, budget: usize) -> usize {
+    let cols = budget / col_bytes.max(1) / nr * nr;
+    cols.clamp(nr, max.max(nr))
+}
+
+/// CPU 0's L2 size, read once (256 KiB where sysfs does not say).
+fn l2_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| crate::elementwise::cache_of_level(2).unwrap_or(256 << 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_splits_evenly_and_blocks_fit_the_budget() {
+        assert_eq!(split_depth(768, 576), 576);
+        assert_eq!(split_depth(768, 1024), 512);
+        assert_eq!(split_depth(768, 2048), 688);
+        assert_eq!(split_depth(256, 1), 8);
+        assert_eq!(block_columns(16, 512, 256 * 4, 512 << 10), 512);
+        assert_eq!(block_columns(16, 512, 688 * 4, 512 << 10), 176);
+        assert_eq!(block_columns(16, 512, 768 * 4, 1 << 10), 16);
+        assert_eq!(block_columns(8, 256, 1, usize::MAX), 256);
+    }
 }
 
 /// Runs the work units of one packed slab of `A`, on the pool when the plan

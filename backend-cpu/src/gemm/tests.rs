@@ -218,8 +218,9 @@ fn tables_climb_the_tiers() {
 fn tall_blocks_and_engine_rule() {
     let mut rng = Rng::new(3);
     let kern = table_for(isa::tier()).f32;
-    // More rows than one slab of packed A, and (f32: 2058 x 768 per slab)
-    // more columns of A than one slab, in parallel and not.
+    // More rows than one slab of packed A (2048), and more columns than
+    // one slab holds (one block of at most 768 alone, or ~8 MB of A when
+    // threaded: fewer than 1100 columns of 2100 rows), in parallel and not.
     for (shape, par) in [
         ((2100, 3, 70), true),
         ((2100, 5, 1100), false),
