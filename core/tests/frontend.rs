@@ -215,7 +215,14 @@ fn explicit_device_that_is_missing_is_an_error_naming_it() {
         }) => {
             assert_eq!(requested, "cuda");
             assert!(reason.contains("libsunrise_backend_cuda.so"), "{reason}");
-            assert!(hint.unwrap_or_default().contains("sunrise-backend-cuda"));
+            let hint = hint.unwrap_or_default();
+            if reason.contains("found but skipped") {
+                // A plugin built beside the tests (`cargo build`) without
+                // a driver here: the hint is the missing library's package.
+                assert!(!hint.is_empty(), "{reason}");
+            } else {
+                assert!(hint.contains("sunrise-backend-cuda"), "{reason} / {hint}");
+            }
         }
         other => panic!("expected DeviceUnavailable, got {other:?}"),
     }
