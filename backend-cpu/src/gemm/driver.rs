@@ -384,6 +384,12 @@ unsafe fn pack_a_panel<T: Float>(
                 col[ii] = v;
             }
         }
+    } else if a.rs == 1 {
+        for (p, col) in panel.chunks_exact_mut(mr).enumerate() {
+            // SAFETY: column p0+p, rows i0..i0+h are contiguous and readable.
+            let src = unsafe { std::slice::from_raw_parts(a.ptr.add(i0 + (p0 + p) * a.cs), h) };
+            col[..h].copy_from_slice(src);
+        }
     } else {
         for (p, col) in panel.chunks_exact_mut(mr).enumerate() {
             for (ii, v) in col[..h].iter_mut().enumerate() {
