@@ -6,7 +6,11 @@
 //! one value per row; layer_norm: x, gamma, beta, y, mean and rstd). The
 //! peer copies half that many bytes (so it too reads and writes that many in
 //! total) with `copy_from_slice`, split into one chunk per thread on our own
-//! rayon pool when there is more than one. Both are timed alternately.
+//! rayon pool when there is more than one and the copy is above the
+//! backend's threading threshold. Both are timed alternately.
+//! Besides the large cases (64 MiB per tensor), `add` and `softmax` run on
+//! 16 Ki and 256 Ki elements, cache-resident, where comparing the 1- and
+//! 2-thread rows shows whether threading slows small ops down.
 //!
 //! JSON keys: `suite` ("memory"), `case`, `op`, `threads`, `isa`, `bytes`,
 //! `ours_gbps`, `ours_seconds`, `peer` ("memcpy"), `peer_gbps`,
@@ -42,7 +46,9 @@ impl Copier {
     pub fn copy(&mut self, len: usize) {
         let (src, dst) = (&self.src[..len], &mut self.dst[..len]);
         let threads = sunrise_backend_cpu::threads::num_threads();
-        if threads <= 1 {
+        // Below the backend's threading threshold ours stays on one thread;
+        // so does the peer.
+        if threads <= 1 || len < sunrise_backend_cpu::threads::PAR_THRESHOLD {
             dst.copy_from_slice(std::hint::black_box(src));
             return;
         }
@@ -95,6 +101,9 @@ const ROWS: usize = 4096;
 const COLS: usize = 4096;
 const LN_ROWS: usize = 16384;
 const LN_COLS: usize = 1024;
+/// Small cases (cache-resident, below and just above the threading
+/// threshold), to show whether a second thread slows small ops down.
+const SMALL: [usize; 2] = [1 << 14, 1 << 18];
 
 fn boxed(
     op: &'static str,
@@ -134,6 +143,18 @@ fn cases(ctx: &Ctx<'_>) -> sunrise::Result<Vec<Case>> {
         v.push(boxed("sum_last", &[ROWS, COLS], bytes, move || {
             m.sum(&[-1], false).map(drop)
         }));
+    }
+    for n in SMALL {
+        if want("add", &[n]) {
+            let (a, b) = (rand(&[n], 11)?, rand(&[n], 12)?);
+            v.push(boxed("add", &[n], 4 * 3 * n, move || a.add(&b).map(drop)));
+        }
+        if want("softmax", &[n / 1024, 1024]) {
+            let m = rand(&[n / 1024, 1024], 13)?;
+            v.push(boxed("softmax", &[n / 1024, 1024], 4 * 2 * n, move || {
+                m.softmax(-1).map(drop)
+            }));
+        }
     }
     if want("softmax", &[ROWS, COLS]) {
         let m = rand(&[ROWS, COLS], 5)?;
