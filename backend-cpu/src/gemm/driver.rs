@@ -13,6 +13,8 @@
 
 use std::cell::RefCell;
 
+use rayon::prelude::*;
+
 use super::kernels::{GemmKernel, MAX_TILE};
 use super::{GemmCall, MatRef};
 use crate::element::Float;
@@ -343,16 +345,8 @@ unsafe fn pack_slab<T: Float>(
         };
     };
     if par && dst.len() >= threads::PAR_THRESHOLD {
-        let (len, base) = (dst.len(), SendPtr(dst.as_mut_ptr()));
-        threads::for_each_index(len.div_ceil(mr * kc), |u| {
-            let base = &base;
-            let start = u * mr * kc;
-            // SAFETY: chunk u of dst, disjoint from every other chunk.
-            let chunk = unsafe {
-                std::slice::from_raw_parts_mut(base.0.add(start), (mr * kc).min(len - start))
-            };
-            job((u, chunk));
-        });
+        // Large enough that handing the packing to the pool costs little.
+        threads::install(|| dst.par_chunks_mut(mr * kc).enumerate().for_each(job));
     } else {
         dst.chunks_mut(mr * kc).enumerate().for_each(job);
     }
@@ -441,14 +435,6 @@ unsafe fn pack_b<T: Float>(
         }
     }
 }
-
-/// A pointer handed to the threads that write disjoint chunks behind it.
-struct SendPtr<T>(*mut T);
-
-// SAFETY: only used to carve disjoint chunks, one per task.
-unsafe impl<T: Send> Send for SendPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 /// A heap buffer whose slice starts on a 64-byte boundary.
 struct AlignedVec<T> {
