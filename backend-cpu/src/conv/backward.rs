@@ -156,12 +156,7 @@ impl<'a, T: GemmScalar> Bwd<'a, T> {
     /// `n < N`; no other thread writes image `n` of `dx`.
     unsafe fn data_image(&self, n: usize, dx: &Image<T>, threads: Threads) {
         let g = self.g;
-        let rows = g.chunk_rows(COL_BYTES, std::mem::size_of::<T>());
-        let len = if g.is_pointwise() {
-            0
-        } else {
-            g.crs() * rows * g.ow
-        };
+        let (rows, len) = g.col_chunk(COL_BYTES, std::mem::size_of::<T>(), g.is_pointwise());
         // SAFETY: forwarded.
         with_scratch_pair::<T, _>(len, 0, |col, _| unsafe {
             self.data_image_with(n, dx, col, rows, threads)
@@ -241,9 +236,8 @@ impl<'a, T: GemmScalar> Bwd<'a, T> {
             out.fill(T::ZERO);
             return;
         }
-        let rows = g.chunk_rows(COL_BYTES, std::mem::size_of::<T>());
-        let direct = g.is_pointwise() && plane_stride(g.h, g.w, x.st[2], x.st[3]).is_some();
-        let len = if direct { 0 } else { g.crs() * rows * g.ow };
+        let direct = g.direct_stride(&x.st).is_some();
+        let (rows, len) = g.col_chunk(COL_BYTES, std::mem::size_of::<T>(), direct);
         // Where the gemm crate serves, dw_g^T = col dy_g^T accumulates in
         // scratch (the crate runs that orientation ~1.4x faster here: 147 x
         // 12544 x 64 at ~85 GFLOP/s against ~60 for 64 x 12544 x 147), then
@@ -312,7 +306,7 @@ impl<'a, T: GemmScalar> Bwd<'a, T> {
             alpha: T::ONE,
             beta: if first { T::ZERO } else { T::ONE },
         };
-        if let (true, Some(ps)) = (g.is_pointwise(), plane_stride(g.h, g.w, x.st[2], x.st[3])) {
+        if let Some(ps) = g.direct_stride(&x.st) {
             call.b = MatRef {
                 // SAFETY: channel block grp of image n of x.
                 ptr: unsafe { x.row(n, grp * g.cg, 0) },

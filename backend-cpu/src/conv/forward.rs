@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::depthwise;
-use super::geom::{plane_stride, Geom};
+use super::geom::Geom;
 use super::im2col::{im2col, Image};
 use super::COL_BYTES;
 use crate::element::Float;
@@ -110,10 +110,8 @@ impl<T: GemmScalar> Fwd<'_, T> {
     /// No other thread writes image `n` of `y`.
     unsafe fn image(&self, n: usize, threads: Threads) {
         let g = self.g;
-        let rows = g.chunk_rows(COL_BYTES, std::mem::size_of::<T>());
-        let x = &self.x;
-        let direct = g.is_pointwise() && plane_stride(g.h, g.w, x.st[2], x.st[3]).is_some();
-        let len = if direct { 0 } else { g.crs() * rows * g.ow };
+        let direct = g.direct_stride(&self.x.st).is_some();
+        let (rows, len) = g.col_chunk(COL_BYTES, std::mem::size_of::<T>(), direct);
         // SAFETY: forwarded.
         with_scratch_pair::<T, _>(len, 0, |col, _| unsafe {
             self.image_with(n, col, rows, threads)
@@ -151,7 +149,7 @@ impl<T: GemmScalar> Fwd<'_, T> {
                 beta,
             };
             let x = &self.x;
-            if let (true, Some(ps)) = (g.is_pointwise(), plane_stride(g.h, g.w, x.st[2], x.st[3])) {
+            if let Some(ps) = g.direct_stride(&x.st) {
                 call.b = MatRef {
                     // SAFETY: channel grp cg of image n starts inside x.
                     ptr: unsafe { x.row(n, grp * g.cg, 0) },
@@ -190,20 +188,8 @@ impl<T: GemmScalar> Fwd<'_, T> {
         let g = self.g;
         let (ohw, crs) = (g.oh * g.ow, g.crs());
         let x = &self.x;
-        let pointwise = g
-            .is_pointwise()
-            .then(|| plane_stride(g.h, g.w, x.st[2], x.st[3]))
-            .flatten();
-        let rows = if pointwise.is_some() {
-            g.oh
-        } else {
-            g.chunk_rows(COL_BYTES, std::mem::size_of::<T>())
-        };
-        let col_len = if pointwise.is_some() {
-            0
-        } else {
-            crs * rows * g.ow
-        };
+        let pointwise = g.direct_stride(&x.st);
+        let (rows, col_len) = g.col_chunk(COL_BYTES, std::mem::size_of::<T>(), pointwise.is_some());
         with_scratch_pair::<T, _>(col_len, rows * g.ow * g.kg, |col, t| {
             for grp in 0..g.groups {
                 // SAFETY: image n, channel block grp of the contiguous output.

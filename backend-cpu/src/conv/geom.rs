@@ -162,6 +162,28 @@ impl Geom {
         self.r == 1 && self.s == 1 && self.stride == [1, 1] && self.pad == [0, 0]
     }
 
+    /// The pixel stride of input planes with strides `st` when this is a
+    /// pointwise convolution that reads them as its `im2col` matrix.
+    pub fn direct_stride(&self, st: &[usize; 4]) -> Option<usize> {
+        if self.is_pointwise() {
+            plane_stride(self.h, self.w, st[2], st[3])
+        } else {
+            None
+        }
+    }
+
+    /// Output rows per `im2col` chunk of at most `bytes`, and the scratch
+    /// elements of size `elem` it takes; all rows and none when `direct`
+    /// (no `im2col`).
+    pub fn col_chunk(&self, bytes: usize, elem: usize, direct: bool) -> (usize, usize) {
+        if direct {
+            (self.oh, 0)
+        } else {
+            let rows = self.chunk_rows(bytes, elem);
+            (rows, self.crs() * rows * self.ow)
+        }
+    }
+
     /// True for depthwise convolutions (`groups == C == K`).
     pub fn is_depthwise(&self) -> bool {
         self.groups == self.c && self.c == self.k
