@@ -297,6 +297,18 @@ const CASES: &[Case] = &[
     Case::new([5, 16, 12, 12], [32, 1, 1], 1, 0, 1, 1),
     // im2col larger than the 1 MiB per-thread chunk: output rows in chunks.
     Case::new([1, 64, 64, 66], [9, 3, 3], 1, 1, 1, 1),
+    // The channel-blocked direct path (f32 on AVX2 and AVX-512, K a
+    // multiple of a tile's 16 or 64 channels, or within a quarter of it):
+    // a stem (3 channels in one block), a padded last tile (48 of 64),
+    // blocks of 12 and 8 with dilation, blocks of one channel, a strided
+    // 1x1, and more input channels than one pass over the weights takes.
+    Case::new([2, 3, 15, 13], [64, 7, 7], 2, 3, 1, 1),
+    Case::new([1, 32, 9, 11], [48, 3, 3], 1, 1, 1, 1),
+    Case::new([2, 24, 7, 10], [64, 3, 3], 1, 2, 2, 1),
+    Case::new([1, 17, 5, 23], [80, 2, 3], 2, 1, 1, 1),
+    Case::new([2, 16, 9, 9], [64, 1, 1], 2, 0, 1, 1),
+    Case::new([1, 128, 6, 7], [64, 3, 3], 1, 1, 1, 1),
+    Case::new([1, 512, 4, 5], [16, 3, 3], 1, 1, 1, 1),
 ];
 
 #[test]

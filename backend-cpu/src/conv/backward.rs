@@ -261,7 +261,7 @@ impl<'a, T: GemmScalar> Bwd<'a, T> {
             if transposed {
                 for (tg, og) in t.chunks_exact(per).zip(out.chunks_exact_mut(per)) {
                     // SAFETY: og is kg rows of crs, tg crs rows of kg.
-                    unsafe { transpose_into(tg, g.kg, og.as_mut_ptr(), g.crs(), None) };
+                    unsafe { transpose_into(tg, g.kg, g.kg, og.as_mut_ptr(), g.crs(), None) };
                 }
             }
         })

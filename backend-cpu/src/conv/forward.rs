@@ -15,6 +15,7 @@ use super::depthwise;
 use super::geom::Geom;
 use super::im2col::{im2col, Image};
 use super::COL_BYTES;
+use super::{blocked, kernels};
 use crate::element::Float;
 use crate::gemm::{
     gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads,
@@ -55,6 +56,22 @@ pub(super) unsafe fn forward<T: GemmScalar>(
         unsafe { depthwise::forward(&Image::of(x), &wc, bias.as_deref(), y.ptr, g) };
         return;
     }
+    if let Some(plan) = blocked_plan::<T>(x, g) {
+        // SAFETY: `blocked_plan` serves f32 only, so the buffers are f32;
+        // the rest is the caller's.
+        unsafe {
+            let xi = Image {
+                ptr: x.ptr.cast::<f32>(),
+                st: Image::of(x).st,
+            };
+            let w = std::slice::from_raw_parts(wc.as_ptr().cast::<f32>(), wc.len());
+            let b = bias
+                .as_deref()
+                .map(|b| std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()));
+            blocked::forward(&plan, xi, w, b, y.ptr.cast::<f32>(), g);
+        }
+        return;
+    }
     let f = Fwd {
         x: Image::of(x),
         w: &wc,
@@ -84,6 +101,18 @@ pub(super) unsafe fn forward<T: GemmScalar>(
     } else {
         (0..g.n).for_each(|n| run(n, Threads::Auto));
     }
+}
+
+/// The channel-blocked direct path's plan, where it serves: f32 on a tier
+/// with its kernels, and not a pointwise convolution that multiplies the
+/// input planes in place.
+fn blocked_plan<T: GemmScalar>(x: &View<T>, g: &Geom) -> Option<blocked::Plan> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
+        || g.direct_stride(&Image::of(x).st).is_some()
+    {
+        return None;
+    }
+    kernels::table().and_then(|k| blocked::Plan::new(g, k))
 }
 
 impl<T: GemmScalar> Fwd<'_, T> {
@@ -239,36 +268,37 @@ impl<T: GemmScalar> Fwd<'_, T> {
                     // SAFETY: output rows oh0.. of the group's block are ours.
                     let y0 = unsafe { yg.add(oh0 * g.ow) };
                     // SAFETY: the block holds kg rows of ncols at stride ohw.
-                    unsafe { transpose_into(&t[..ncols * g.kg], g.kg, y0, ohw, bias) };
+                    unsafe { transpose_into(&t[..ncols * g.kg], g.kg, g.kg, y0, ohw, bias) };
                 }
             }
         });
     }
 }
 
-/// `y[k, j] = t[j, k] + bias[k]` for the `j < t.len() / kg` rows of `t`
-/// (`[rows, kg]`, row-major), `y` rows `ohw` apart: 8x8 tiles gathered
-/// into registers (contiguous loads, contiguous stores), the edges one by
-/// one.
+/// `y[k, j] = t[j, k] + bias[k]` for `k < kg` and the `j < t.len() / ld`
+/// rows of `t` (`[rows, ld]`, row-major, `kg <= ld`), `y` rows `ohw`
+/// apart: 8x8 tiles gathered into registers (contiguous loads, contiguous
+/// stores), the edges one by one.
 ///
 /// # Safety
 /// `y` is writable at `k ohw + j` for every such `k < kg`, `j`.
 pub(super) unsafe fn transpose_into<T: Float>(
     t: &[T],
+    ld: usize,
     kg: usize,
     y: *mut T,
     ohw: usize,
     bias: Option<&[T]>,
 ) {
     const B: usize = 8;
-    let rows = t.len() / kg.max(1);
+    let rows = t.len() / ld.max(1);
     let bias_at = |k: usize| bias.map_or(T::ZERO, |b| b[k]);
     let (rows8, kg8) = (rows / B * B, kg / B * B);
     for j0 in (0..rows8).step_by(B) {
         for k0 in (0..kg8).step_by(B) {
             let mut tile = [[T::ZERO; B]; B];
             for (jj, row) in tile.iter_mut().enumerate() {
-                row.copy_from_slice(&t[(j0 + jj) * kg + k0..][..B]);
+                row.copy_from_slice(&t[(j0 + jj) * ld + k0..][..B]);
             }
             #[allow(
                 clippy::needless_range_loop,
@@ -286,7 +316,7 @@ pub(super) unsafe fn transpose_into<T: Float>(
     }
     let one = |j: usize, k: usize| {
         // SAFETY: (k, j) lies in the writable block.
-        unsafe { *y.add(k * ohw + j) = t[j * kg + k] + bias_at(k) };
+        unsafe { *y.add(k * ohw + j) = t[j * ld + k] + bias_at(k) };
     };
     for j in 0..rows {
         let k_from = if j < rows8 { kg8 } else { 0 };
@@ -302,20 +332,29 @@ mod tests {
 
     #[test]
     fn transpose_into_matches_naive_at_odd_sizes() {
-        for (rows, kg) in [(1, 1), (7, 3), (8, 8), (17, 9), (33, 16), (64, 7)] {
+        let cases = [
+            (1, 1, 1),
+            (7, 3, 3),
+            (8, 8, 8),
+            (17, 9, 9),
+            (33, 16, 16),
+            (64, 7, 7),
+        ];
+        let padded = [(9, 5, 8), (33, 13, 16), (6, 60, 64)];
+        for (rows, kg, ld) in cases.into_iter().chain(padded) {
             let ohw = rows + 5;
-            let t: Vec<f32> = (0..rows * kg).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let t: Vec<f32> = (0..rows * ld).map(|i| i as f32 * 0.5 - 3.0).collect();
             let bias: Vec<f32> = (0..kg).map(|k| k as f32 * 10.0).collect();
             for b in [None, Some(&bias[..])] {
-                let mut y = vec![f32::NAN; kg * ohw];
+                let mut y = vec![f32::NAN; (kg + 1) * ohw];
                 // SAFETY: y holds kg rows of ohw >= rows.
-                unsafe { transpose_into(&t, kg, y.as_mut_ptr(), ohw, b) };
-                for k in 0..kg {
+                unsafe { transpose_into(&t, ld, kg, y.as_mut_ptr(), ohw, b) };
+                for k in 0..=kg {
                     for j in 0..ohw {
                         let got = y[k * ohw + j];
-                        if j < rows {
-                            let want = t[j * kg + k] + b.map_or(0.0, |b| b[k]);
-                            assert_eq!(got, want, "rows {rows} kg {kg} at ({k}, {j})");
+                        if j < rows && k < kg {
+                            let want = t[j * ld + k] + b.map_or(0.0, |b| b[k]);
+                            assert_eq!(got, want, "rows {rows} kg {kg} ld {ld} at ({k}, {j})");
                         } else {
                             assert!(got.is_nan(), "wrote past the block at ({k}, {j})");
                         }

@@ -1,0 +1,323 @@
+//! The direct-convolution micro-kernels of the channel-blocked path
+//! (`conv/blocked.rs`): one output tile of `P` pixels by `OB` blocks of
+//! `LANES` output channels, accumulated in `P OB` vector registers over
+//! every input channel and filter tap, with no `im2col` in between.
+//!
+//! Per input channel and tap the kernel loads `OB` weight vectors and
+//! broadcasts one input value per pixel: `P + OB` loads for `P OB`
+//! multiply-adds. Generic over [`F32x`], instanced per tier as
+//! `<isa>_conv_tile_f32_<P>x<OB>` (`avx512_conv_tile_f32_6x4` is 6 pixels
+//! by 64 channels); the tier's table ([`ConvKernels`]) holds every pixel
+//! count from 1 to its widest tile, so a row's tail runs in one call.
+
+use crate::isa::{self, Isa};
+use crate::reduce::kernels::tier_kernels;
+use crate::reduce::vec::F32x;
+
+/// Sizes and strides (in f32 elements) of one tile call.
+///
+/// The input is read at `x + b x_cb + r x_row + s x_tap + p x_pix + i`
+/// for channel block `b < cbn`, filter tap `(r, s)`, output pixel `p` and
+/// channel `i < cblk` inside the block; weights are read in that order
+/// (`[cbn][r][s][cblk][OB LANES]`); output pixel `p` is the `OB LANES`
+/// values at `out + p out_pix`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TileArgs {
+    /// Channel blocks.
+    pub cbn: usize,
+    /// Channels per block.
+    pub cblk: usize,
+    /// Filter height.
+    pub r: usize,
+    /// Filter width.
+    pub s: usize,
+    /// Input stride between channel blocks.
+    pub x_cb: usize,
+    /// Input stride between filter rows (dilation included).
+    pub x_row: usize,
+    /// Input stride between filter columns (dilation included).
+    pub x_tap: usize,
+    /// Input stride between output pixels (the convolution's stride).
+    pub x_pix: usize,
+    /// Output stride between pixels.
+    pub out_pix: usize,
+}
+
+/// One tile: `out[p] (+)= sum over b, r, s, i of x[..] w[..]`, adding to
+/// what `out` holds when `acc` is true.
+///
+/// # Safety
+/// The CPU supports `S`; every address described by [`TileArgs`] is valid
+/// (`x` and `w` for reading, `out` for reading and writing).
+#[inline(always)]
+unsafe fn conv_tile<S: F32x, const P: usize, const OB: usize>(
+    a: &TileArgs,
+    x: *const f32,
+    w: *const f32,
+    out: *mut f32,
+    acc: bool,
+) {
+    let l = S::LANES;
+    // SAFETY: the CPU supports `S` and the addresses are valid (caller).
+    unsafe {
+        let mut sum = [[S::splat(0.0); OB]; P];
+        if acc {
+            for (p, row) in sum.iter_mut().enumerate() {
+                for (ob, v) in row.iter_mut().enumerate() {
+                    *v = S::load(out.add(p * a.out_pix + ob * l));
+                }
+            }
+        }
+        let mut wp = w;
+        for b in 0..a.cbn {
+            for r in 0..a.r {
+                for s in 0..a.s {
+                    let xp = x.add(b * a.x_cb + r * a.x_row + s * a.x_tap);
+                    for i in 0..a.cblk {
+                        let mut wv = [S::splat(0.0); OB];
+                        for (ob, v) in wv.iter_mut().enumerate() {
+                            *v = S::load(wp.add(ob * l));
+                        }
+                        for (p, row) in sum.iter_mut().enumerate() {
+                            let xv = S::splat(*xp.add(p * a.x_pix + i));
+                            for (v, &wo) in row.iter_mut().zip(&wv) {
+                                *v = S::fma(xv, wo, *v);
+                            }
+                        }
+                        wp = wp.add(OB * l);
+                    }
+                }
+            }
+        }
+        for (p, row) in sum.iter().enumerate() {
+            for (ob, &v) in row.iter().enumerate() {
+                S::store(out.add(p * a.out_pix + ob * l), v);
+            }
+        }
+    }
+}
+
+/// `dst[j ds + i] = src[i ss + j] + bias[j]` for `i < rows`, `j < cols`
+/// (no bias: `+ 0`), one element at a time: the edges of the tiered
+/// transposes, and the portable reference of the tests.
+///
+/// # Safety
+/// Every address named is valid (`src` for reading, `dst` for writing);
+/// `bias` has at least `cols` entries.
+pub(crate) unsafe fn transpose_scalar(
+    src: *const f32,
+    ss: usize,
+    dst: *mut f32,
+    ds: usize,
+    (rows, cols): (usize, usize),
+    bias: Option<&[f32]>,
+) {
+    for j in 0..cols {
+        let b = bias.map_or(0.0, |b| b[j]);
+        for i in 0..rows {
+            // SAFETY: per the caller.
+            unsafe { *dst.add(j * ds + i) = *src.add(i * ss + j) + b };
+        }
+    }
+}
+
+/// A transpose with bias as [`transpose_scalar`] computes it.
+pub(crate) type TransposeFn =
+    unsafe fn(*const f32, usize, *mut f32, usize, (usize, usize), Option<&[f32]>);
+
+/// A tile kernel: `(args, x, w, out, accumulate)`.
+pub(crate) type TileFn = unsafe fn(&TileArgs, *const f32, *const f32, *mut f32, bool);
+
+/// The blocked-convolution kernels of one tier.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvKernels {
+    /// Output channels per block (the tier's f32 lanes).
+    pub lanes: usize,
+    /// Blocks of output channels per tile.
+    pub blocks: usize,
+    /// `tiles[p - 1]` computes `p` pixels, `1 <= p <= tiles.len()`.
+    pub tiles: &'static [TileFn],
+    /// The tier's transpose (see [`transpose_scalar`]).
+    pub transpose: TransposeFn,
+}
+
+impl ConvKernels {
+    /// Pixels of the widest tile.
+    pub fn max_pixels(&self) -> usize {
+        self.tiles.len()
+    }
+
+    /// Runs the `p`-pixel tile, `1 <= p <= max_pixels()`.
+    ///
+    /// # Safety
+    /// As [`conv_tile`] with this table's lanes and blocks.
+    pub unsafe fn tile(
+        &self,
+        p: usize,
+        a: &TileArgs,
+        x: *const f32,
+        w: *const f32,
+        out: *mut f32,
+        acc: bool,
+    ) {
+        // SAFETY: the table exists only for a tier this CPU runs; the rest
+        // is the caller's.
+        unsafe { (self.tiles[p - 1])(a, x, w, out, acc) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::*;
+    use crate::reduce::vec::{Avx2, Avx512};
+
+    /// [`transpose_scalar`] in 8x8 blocks held in YMM registers (eight
+    /// row loads, the unpack/shuffle/permute network, eight row stores),
+    /// the edges one element at a time.
+    ///
+    /// # Safety
+    /// As [`transpose_scalar`]; the CPU has AVX.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn avx_transpose_f32(
+        src: *const f32,
+        ss: usize,
+        dst: *mut f32,
+        ds: usize,
+        (rows, cols): (usize, usize),
+        bias: Option<&[f32]>,
+    ) {
+        let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
+        // SAFETY: the blocks lie inside the caller's rows x cols.
+        unsafe {
+            for j0 in (0..c8).step_by(8) {
+                let b: [__m256; 8] =
+                    std::array::from_fn(|jj| _mm256_set1_ps(bias.map_or(0.0, |b| b[j0 + jj])));
+                for i0 in (0..r8).step_by(8) {
+                    let v = block8(src.add(i0 * ss + j0), ss);
+                    for (jj, (&row, &bj)) in v.iter().zip(&b).enumerate() {
+                        _mm256_storeu_ps(dst.add((j0 + jj) * ds + i0), _mm256_add_ps(row, bj));
+                    }
+                }
+            }
+            if r8 < rows {
+                let tail = (rows - r8, c8);
+                transpose_scalar(src.add(r8 * ss), ss, dst.add(r8), ds, tail, bias);
+            }
+            if c8 < cols {
+                let bias = bias.map(|b| &b[c8..]);
+                let edge = (rows, cols - c8);
+                transpose_scalar(src.add(c8), ss, dst.add(c8 * ds), ds, edge, bias);
+            }
+        }
+    }
+
+    /// The 8x8 block at `p` (rows `ss` apart), transposed: element `j` of
+    /// result `i` is row `j`'s element `i`.
+    ///
+    /// # Safety
+    /// The CPU has AVX; eight rows of eight f32 are readable at `p`.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    unsafe fn block8(p: *const f32, ss: usize) -> [__m256; 8] {
+        // SAFETY: per the caller.
+        let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(p.add(i * ss)) });
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+
+    tier_kernels! { "avx512f", Avx512;
+        avx512_conv_tile_f32_1x4 = conv_tile::<Avx512, 1, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx512_conv_tile_f32_2x4 = conv_tile::<Avx512, 2, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx512_conv_tile_f32_3x4 = conv_tile::<Avx512, 3, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx512_conv_tile_f32_4x4 = conv_tile::<Avx512, 4, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx512_conv_tile_f32_5x4 = conv_tile::<Avx512, 5, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx512_conv_tile_f32_6x4 = conv_tile::<Avx512, 6, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+    }
+    tier_kernels! { "avx2,fma", Avx2;
+        avx2_conv_tile_f32_1x2 = conv_tile::<Avx2, 1, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx2_conv_tile_f32_2x2 = conv_tile::<Avx2, 2, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx2_conv_tile_f32_3x2 = conv_tile::<Avx2, 3, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx2_conv_tile_f32_4x2 = conv_tile::<Avx2, 4, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx2_conv_tile_f32_5x2 = conv_tile::<Avx2, 5, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+        avx2_conv_tile_f32_6x2 = conv_tile::<Avx2, 6, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
+    }
+
+    pub(super) static AVX512: [TileFn; 6] = [
+        avx512_conv_tile_f32_1x4,
+        avx512_conv_tile_f32_2x4,
+        avx512_conv_tile_f32_3x4,
+        avx512_conv_tile_f32_4x4,
+        avx512_conv_tile_f32_5x4,
+        avx512_conv_tile_f32_6x4,
+    ];
+    pub(super) static AVX2: [TileFn; 6] = [
+        avx2_conv_tile_f32_1x2,
+        avx2_conv_tile_f32_2x2,
+        avx2_conv_tile_f32_3x2,
+        avx2_conv_tile_f32_4x2,
+        avx2_conv_tile_f32_5x2,
+        avx2_conv_tile_f32_6x2,
+    ];
+}
+
+/// The kernels for `isa`, if that tier has them and this machine runs it.
+pub(crate) fn table_for(isa: Isa) -> Option<ConvKernels> {
+    if !isa::available_tiers().contains(&isa) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa {
+            Isa::Avx512 => {
+                return Some(ConvKernels {
+                    lanes: 16,
+                    blocks: 4,
+                    tiles: &x86::AVX512,
+                    transpose: x86::avx_transpose_f32,
+                })
+            }
+            Isa::Avx2 => {
+                return Some(ConvKernels {
+                    lanes: 8,
+                    blocks: 2,
+                    tiles: &x86::AVX2,
+                    transpose: x86::avx_transpose_f32,
+                })
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The kernels for the tier in use, if it has them.
+pub(crate) fn table() -> Option<&'static ConvKernels> {
+    static TABLE: std::sync::OnceLock<Option<ConvKernels>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| table_for(isa::tier())).as_ref()
+}
