@@ -93,6 +93,27 @@ fn tile_width(left: usize, max: usize) -> usize {
     }
 }
 
+/// An output row the kernels' row warms into cache: channel `k < kg` of
+/// it at `y + k ohw`.
+struct Prefetch {
+    y: *const f32,
+    ohw: usize,
+    kg: usize,
+}
+
+/// Asks for the cache line at `p` (a hint: any address is allowed).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline; a prefetch never faults.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Channels per input block: the lanes when they divide `c`, all of `c`
 /// when it is smaller, else the largest divisor of `c` below the lanes.
 fn channel_block(c: usize, lanes: usize) -> usize {
@@ -203,6 +224,10 @@ impl Call<'_> {
         let per_block = p.cblk * g.r * g.s * p.ocg;
         for grp in 0..p.groups {
             let wg = &self.w[grp * p.cbn * per_block..];
+            let k0 = grp * p.ocg;
+            let kg = p.ocg.min(g.k - k0);
+            // SAFETY: channels k0..k0+kg, rows oh0..oh1 of image n are this item's.
+            let y0 = unsafe { self.y.add((n * g.k + k0) * ohw + oh0 * g.ow) };
             for b0 in (0..p.cbn).step_by(p.pass) {
                 let args = TileArgs {
                     cbn: (b0 + p.pass).min(p.cbn) - b0,
@@ -217,16 +242,21 @@ impl Call<'_> {
                 };
                 let x0 = xb[b0 * cb_len..].as_ptr();
                 let w0 = wg[b0 * per_block..].as_ptr();
+                let last = b0 + p.pass >= p.cbn;
                 for row in 0..oh1 - oh0 {
+                    let t = &mut t[row * g.ow * p.ocg..];
+                    // The last pass warms the output lines the transpose
+                    // below writes, while the kernels compute.
+                    let out = last.then(|| Prefetch {
+                        y: y0.wrapping_add(row * g.ow),
+                        ohw,
+                        kg,
+                    });
                     // SAFETY: the band holds rows row sh .. + R dh of every
                     // block, wp wide; the tiles stay inside row `row` of t.
-                    unsafe { self.row(&args, x0, w0, row, &mut t[row * g.ow * p.ocg..], b0 > 0) };
+                    unsafe { self.row(&args, (x0, w0), row, t, b0 > 0, out) };
                 }
             }
-            let k0 = grp * p.ocg;
-            let kg = p.ocg.min(g.k - k0);
-            // SAFETY: channels k0..k0+kg, rows oh0..oh1 of image n are this item's.
-            let y0 = unsafe { self.y.add((n * g.k + k0) * ohw + oh0 * g.ow) };
             let bias = self.bias.map(|b| &b[k0..k0 + kg]);
             // SAFETY: y0 is writable at k ohw + j for k < kg, j < pixels;
             // t holds pixels rows of ocg >= kg.
@@ -243,18 +273,27 @@ impl Call<'_> {
     unsafe fn row(
         &self,
         a: &TileArgs,
-        x0: *const f32,
-        w0: *const f32,
+        (x0, w0): (*const f32, *const f32),
         row: usize,
         t: &mut [f32],
         acc: bool,
+        out: Option<Prefetch>,
     ) {
         let (p, g) = (self.plan, self.g);
         let max = p.kern.max_pixels();
         let xr = row * g.stride[0] * p.wp * p.cblk;
-        let mut ow = 0;
+        let (mut ow, mut warmed) = (0, 0);
         while ow < g.ow {
             let np = tile_width(g.ow - ow, max);
+            if let Some(o) = &out {
+                // One line (16 pixels) of every channel at a time.
+                while warmed < ow + np {
+                    for k in 0..o.kg {
+                        prefetch(o.y.wrapping_add(k * o.ohw + warmed));
+                    }
+                    warmed += 16;
+                }
+            }
             // SAFETY: pixels ow..ow+np of the row: the band holds their
             // receptive fields and t their ocg outputs each (caller).
             unsafe {
