@@ -33,6 +33,8 @@ mod norm;
 mod pool;
 mod reduce;
 mod softmax;
+#[path = "simd/transpose.rs"]
+mod transpose;
 
 use std::sync::OnceLock;
 

@@ -357,7 +357,7 @@ impl Call<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::{table_for, transpose_scalar};
+    use super::super::kernels::table_for;
     use super::*;
     use crate::isa::Isa;
     use crate::testing::Rng;
@@ -369,32 +369,6 @@ mod tests {
             .into_iter()
             .filter_map(|isa| Some((isa, &*Box::leak(Box::new(table_for(isa)?)))))
             .collect()
-    }
-
-    #[test]
-    fn transposes_match_the_scalar_one() {
-        let mut rng = Rng::new(5);
-        for (isa, t) in tables() {
-            for (rows, cols) in [(1, 1), (8, 8), (7, 9), (16, 3), (17, 33), (64, 56)] {
-                let (ss, ds) = (cols + 3, rows + 2);
-                let src: Vec<f32> = rng.vec(rows * ss, -1.0, 1.0);
-                let bias: Vec<f32> = rng.vec(cols, -1.0, 1.0);
-                for b in [None, Some(&bias[..])] {
-                    let mut want = vec![f32::NAN; cols * ds];
-                    let mut got = want.clone();
-                    // SAFETY: src holds rows x ss, the outputs cols x ds.
-                    unsafe {
-                        transpose_scalar(src.as_ptr(), ss, want.as_mut_ptr(), ds, (rows, cols), b);
-                        (t.transpose)(src.as_ptr(), ss, got.as_mut_ptr(), ds, (rows, cols), b);
-                    }
-                    let same = got
-                        .iter()
-                        .zip(&want)
-                        .all(|(g, w)| g.to_bits() == w.to_bits());
-                    assert!(same, "{isa} {rows}x{cols} bias {}", b.is_some());
-                }
-            }
-        }
     }
 
     /// `conv2d` of a dense input in f64, the reference.

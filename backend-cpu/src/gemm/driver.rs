@@ -11,6 +11,7 @@
 //! `A` (one in L1) against its `nr`-column panels of `B`. Edge tiles go
 //! through a small buffer so kernels only ever see full tiles.
 
+use std::any::TypeId;
 use std::cell::RefCell;
 
 use rayon::prelude::*;
@@ -18,7 +19,7 @@ use rayon::prelude::*;
 use super::kernels::{GemmKernel, MAX_TILE};
 use super::{GemmCall, MatRef};
 use crate::element::Float;
-use crate::{isa, threads};
+use crate::{isa, threads, transpose};
 
 /// Rows of `A` packed at once.
 const MC_BLOCK: usize = 2048;
@@ -371,6 +372,12 @@ unsafe fn pack_a_panel<T: Float>(
         }
     }
     if a.cs == 1 {
+        if let Some((src, dst)) = f32_pair(a.ptr, panel) {
+            // SAFETY: rows i0..i0+h of kb readable elements, rs apart, into
+            // kb columns of mr (the panel holds kb mr, h <= mr).
+            unsafe { transpose::f32()(src.add(i0 * a.rs + p0), a.rs, dst, mr, (h, kb), None) };
+            return;
+        }
         for ii in 0..h {
             // SAFETY: row i0+ii, columns p0..p0+kb are contiguous and readable.
             let src = unsafe { std::slice::from_raw_parts(a.ptr.add((i0 + ii) * a.rs + p0), kb) };
@@ -424,6 +431,16 @@ unsafe fn pack_b<T: Float>(
                     row[w..].fill(T::ZERO);
                 }
             }
+            if b.rs == 1 {
+                if let Some((src, dst)) = f32_pair(b.ptr, panel) {
+                    // SAFETY: columns c0..c0+w of kb contiguous readable
+                    // rows, cs apart, into kb rows of nr (w <= nr).
+                    unsafe {
+                        transpose::f32()(src.add(c0 * b.cs + p0), b.cs, dst, nr, (w, kb), None)
+                    };
+                    continue;
+                }
+            }
             for jj in 0..w {
                 // SAFETY: column c0+jj, rows p0.. start inside the block.
                 let col = unsafe { b.ptr.add((c0 + jj) * b.cs + p0 * b.rs) };
@@ -434,6 +451,12 @@ unsafe fn pack_b<T: Float>(
             }
         }
     }
+}
+
+/// `src` and `dst` as f32 pointers when `T` is f32 (the packing of
+/// transposed f32 operands runs through the tier's transpose).
+fn f32_pair<T: Float>(src: *const T, dst: &mut [T]) -> Option<(*const f32, *mut f32)> {
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| (src.cast(), dst.as_mut_ptr().cast()))
 }
 
 /// A heap buffer whose slice starts on a 64-byte boundary.

@@ -13,6 +13,7 @@
 use crate::isa::{self, Isa};
 use crate::reduce::kernels::tier_kernels;
 use crate::reduce::vec::F32x;
+use crate::transpose::{self, TransposeFn};
 
 /// Sizes and strides (in f32 elements) of one tile call.
 ///
@@ -97,34 +98,6 @@ unsafe fn conv_tile<S: F32x, const P: usize, const OB: usize>(
     }
 }
 
-/// `dst[j ds + i] = src[i ss + j] + bias[j]` for `i < rows`, `j < cols`
-/// (no bias: `+ 0`), one element at a time: the edges of the tiered
-/// transposes, and the portable reference of the tests.
-///
-/// # Safety
-/// Every address named is valid (`src` for reading, `dst` for writing);
-/// `bias` has at least `cols` entries.
-pub(crate) unsafe fn transpose_scalar(
-    src: *const f32,
-    ss: usize,
-    dst: *mut f32,
-    ds: usize,
-    (rows, cols): (usize, usize),
-    bias: Option<&[f32]>,
-) {
-    for j in 0..cols {
-        let b = bias.map_or(0.0, |b| b[j]);
-        for i in 0..rows {
-            // SAFETY: per the caller.
-            unsafe { *dst.add(j * ds + i) = *src.add(i * ss + j) + b };
-        }
-    }
-}
-
-/// A transpose with bias as [`transpose_scalar`] computes it.
-pub(crate) type TransposeFn =
-    unsafe fn(*const f32, usize, *mut f32, usize, (usize, usize), Option<&[f32]>);
-
 /// A tile kernel: `(args, x, w, out, accumulate)`.
 pub(crate) type TileFn = unsafe fn(&TileArgs, *const f32, *const f32, *mut f32, bool);
 
@@ -137,7 +110,7 @@ pub(crate) struct ConvKernels {
     pub blocks: usize,
     /// `tiles[p - 1]` computes `p` pixels, `1 <= p <= tiles.len()`.
     pub tiles: &'static [TileFn],
-    /// The tier's transpose (see [`transpose_scalar`]).
+    /// The tier's transpose (see [`transpose::scalar`]).
     pub transpose: TransposeFn,
 }
 
@@ -168,88 +141,8 @@ impl ConvKernels {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::*;
-
     use super::*;
     use crate::reduce::vec::{Avx2, Avx512};
-
-    /// [`transpose_scalar`] in 8x8 blocks held in YMM registers (eight
-    /// row loads, the unpack/shuffle/permute network, eight row stores),
-    /// the edges one element at a time.
-    ///
-    /// # Safety
-    /// As [`transpose_scalar`]; the CPU has AVX.
-    #[target_feature(enable = "avx")]
-    pub(super) unsafe fn avx_transpose_f32(
-        src: *const f32,
-        ss: usize,
-        dst: *mut f32,
-        ds: usize,
-        (rows, cols): (usize, usize),
-        bias: Option<&[f32]>,
-    ) {
-        let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
-        // SAFETY: the blocks lie inside the caller's rows x cols.
-        unsafe {
-            for j0 in (0..c8).step_by(8) {
-                let b: [__m256; 8] =
-                    std::array::from_fn(|jj| _mm256_set1_ps(bias.map_or(0.0, |b| b[j0 + jj])));
-                for i0 in (0..r8).step_by(8) {
-                    let v = block8(src.add(i0 * ss + j0), ss);
-                    for (jj, (&row, &bj)) in v.iter().zip(&b).enumerate() {
-                        _mm256_storeu_ps(dst.add((j0 + jj) * ds + i0), _mm256_add_ps(row, bj));
-                    }
-                }
-            }
-            if r8 < rows {
-                let tail = (rows - r8, c8);
-                transpose_scalar(src.add(r8 * ss), ss, dst.add(r8), ds, tail, bias);
-            }
-            if c8 < cols {
-                let bias = bias.map(|b| &b[c8..]);
-                let edge = (rows, cols - c8);
-                transpose_scalar(src.add(c8), ss, dst.add(c8 * ds), ds, edge, bias);
-            }
-        }
-    }
-
-    /// The 8x8 block at `p` (rows `ss` apart), transposed: element `j` of
-    /// result `i` is row `j`'s element `i`.
-    ///
-    /// # Safety
-    /// The CPU has AVX; eight rows of eight f32 are readable at `p`.
-    #[inline]
-    #[target_feature(enable = "avx")]
-    unsafe fn block8(p: *const f32, ss: usize) -> [__m256; 8] {
-        // SAFETY: per the caller.
-        let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(p.add(i * ss)) });
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ]
-    }
 
     tier_kernels! { "avx512f", Avx512;
         avx512_conv_tile_f32_1x4 = conv_tile::<Avx512, 1, 4> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
@@ -299,7 +192,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<ConvKernels> {
                     lanes: 16,
                     blocks: 4,
                     tiles: &x86::AVX512,
-                    transpose: x86::avx_transpose_f32,
+                    transpose: transpose::f32_for(isa),
                 })
             }
             Isa::Avx2 => {
@@ -307,7 +200,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<ConvKernels> {
                     lanes: 8,
                     blocks: 2,
                     tiles: &x86::AVX2,
-                    transpose: x86::avx_transpose_f32,
+                    transpose: transpose::f32_for(isa),
                 })
             }
             _ => {}
