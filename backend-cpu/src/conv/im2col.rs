@@ -109,14 +109,26 @@ pub(super) unsafe fn col2im<T: Float>(
     col: &[T],
 ) {
     let ncols = (oh.1 - oh.0) * g.ow;
-    let mut rows = col.chunks_exact(ncols.max(1));
+    if ncols == 0 || col.len() < g.crs() * ncols {
+        return;
+    }
+    // Stride 2, no dilation, contiguous rows: taps s and s + 1 fill
+    // neighbouring columns, so they are added as interleaved pairs.
+    let paired = g.stride[1] == 2 && g.dil[1] == 1 && dx.st[3] == 1;
     for c in 0..g.cg {
         for r in 0..g.r {
-            for s in 0..g.s {
-                let Some(src) = rows.next() else { return };
+            let mut s = 0;
+            while s < g.s {
+                let at = |s: usize| &col[((c * g.r + r) * g.s + s) * ncols..][..ncols];
+                if paired && s + 1 < g.s {
+                    // SAFETY: as in `im2col`, on the writable dx.
+                    unsafe { col2im_pair(dx, g, (n, c0 + c), (r, s), oh, (at(s), at(s + 1))) };
+                    s += 2;
+                    continue;
+                }
                 let offw = g.tap(1, s);
                 let (lo, hi) = valid_range(g.ow, g.stride[1], offw, g.w);
-                for (row, o) in src.chunks_exact(g.ow).zip(oh.0..oh.1) {
+                for (row, o) in at(s).chunks_exact(g.ow).zip(oh.0..oh.1) {
                     let ih = (o * g.stride[0]) as isize + g.tap(0, r);
                     if ih < 0 || ih >= g.h as isize || lo == hi {
                         continue;
@@ -128,6 +140,63 @@ pub(super) unsafe fn col2im<T: Float>(
                         scatter_add(dst, g.stride[1] * dx.st[3], &row[lo..hi], T::ONE);
                     }
                 }
+                s += 1;
+            }
+        }
+    }
+}
+
+/// [`col2im`] of taps `s` and `s + 1` of filter row `r` (rows `a` and `b`
+/// of `col`) into channel `c` of image `n`, for stride 2 with no dilation
+/// and contiguous rows: output column `ow` adds `a` at `iw = 2 ow + s - pw`
+/// and `b` at `iw + 1`, so where both are inside the row they are one
+/// contiguous run of pairs.
+///
+/// # Safety
+/// As [`col2im`].
+unsafe fn col2im_pair<T: Float>(
+    dx: &Image<T>,
+    g: &Geom,
+    (n, c): (usize, usize),
+    (r, s): (usize, usize),
+    oh: (usize, usize),
+    (a, b): (&[T], &[T]),
+) {
+    let (offa, offb) = (g.tap(1, s), g.tap(1, s + 1));
+    let (la, ha) = valid_range(g.ow, 2, offa, g.w);
+    let (lb, hb) = valid_range(g.ow, 2, offb, g.w);
+    let (lo, hi) = (la.max(lb), ha.min(hb).max(la.max(lb)));
+    for ((ra, rb), o) in a
+        .chunks_exact(g.ow)
+        .zip(b.chunks_exact(g.ow))
+        .zip(oh.0..oh.1)
+    {
+        let ih = (o * g.stride[0]) as isize + g.tap(0, r);
+        if ih < 0 || ih >= g.h as isize {
+            continue;
+        }
+        // SAFETY: (n, c, ih) is inside dx (checked above, caller).
+        let row = unsafe { dx.row(n, c, ih as usize) };
+        let at = |ow: usize, off: isize| (2 * ow) as isize + off;
+        // The columns where only one of the two taps lands, one by one.
+        for (l, h, off, vals) in [(la, lo.min(ha), offa, ra), (lb, lo.min(hb), offb, rb)]
+            .into_iter()
+            .chain([(hi.max(la), ha, offa, ra), (hi.max(lb), hb, offb, rb)])
+        {
+            for (ow, &v) in vals.iter().enumerate().take(h).skip(l) {
+                // SAFETY: ow is in the tap's valid range: iw inside the row.
+                unsafe { *row.add(at(ow, off) as usize) += v };
+            }
+        }
+        if lo < hi {
+            // SAFETY: columns 2 lo + offa .. 2 hi + offa are inside the row
+            // (both taps valid on lo..hi), exclusive to this thread.
+            let d = unsafe {
+                std::slice::from_raw_parts_mut(row.add(at(lo, offa) as usize), 2 * (hi - lo))
+            };
+            for ((p, &x), &y) in d.chunks_exact_mut(2).zip(&ra[lo..hi]).zip(&rb[lo..hi]) {
+                p[0] += x;
+                p[1] += y;
             }
         }
     }
