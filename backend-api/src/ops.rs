@@ -9,13 +9,21 @@
 //! - Outputs never alias inputs, except where an op says it accumulates.
 //! - Outputs are contiguous row-major, except for the elementwise ops
 //!   (unary, binary, comparisons, `where`, `fill`, `copy`, `cast`), which
-//!   accept any non-overlapping strided output (used for slice assignment).
+//!   accept any non-overlapping strided output (used for slice assignment),
+//!   and for `conv2d` on a device whose attributes list
+//!   [`CONV2D_CHANNELS_LAST_OUTPUT`] = `yes`: its output may also be dense
+//!   channels-last (`[N, K, OH, OW]` stored as `[N, OH, OW, K]`, strides
+//!   `[OH OW K, 1, OW K, K]`). The host asks that of no other device.
 //! - Inputs of every op may be strided (transposed, sliced, broadcast).
 //! - Ops on f32 also accept f64 wherever the CPU backend lists the pair
 //!   (f64 serves references and gradient checks).
 //! - Layouts: images NCHW, conv weights `[K, C/groups, R, S]`.
 
 use std::ffi::c_void;
+
+/// The device attribute (value `yes`) by which a backend accepts a dense
+/// channels-last output for `conv2d` (see the conventions above).
+pub const CONV2D_CHANNELS_LAST_OUTPUT: &str = "conv2d.channels_last_output";
 
 macro_rules! op_ids {
     ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $params:ty, in $nin:literal, out $nout:literal; )*) => {

@@ -105,6 +105,15 @@ pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
     }
 }
 
+/// True for a dense channels-last rank-4 view: `[N, C, H, W]` with
+/// strides `[H W C, 1, W C, C]`, the memory order `[N, H, W, C]`.
+fn is_channels_last<T>(v: &View<T>) -> bool {
+    let [_, c, h, w] = v.shape[..] else {
+        return false;
+    };
+    v.strides == [h * w * c, 1, w * c, c]
+}
+
 /// Views the tensors, checks the geometry and runs the op on dtype `T`.
 ///
 /// # Safety
@@ -119,9 +128,15 @@ unsafe fn run<T: GemmScalar>(call: &OpCall<'_>, p: &Conv2dParams) -> Result<()> 
         )
     };
     let name = call.op.name();
-    if !out.is_contiguous() {
+    let channels_last = call.op == OpId::Conv2d && is_channels_last(&out);
+    if !(out.is_contiguous() || channels_last) {
         return Err(BackendError::invalid(format!(
-            "{name}: the output must be contiguous row-major"
+            "{name}: the output must be contiguous row-major{}",
+            if call.op == OpId::Conv2d {
+                " or channels-last (dense [N, OH, OW, K] memory)"
+            } else {
+                ""
+            }
         )));
     }
     let g = match call.op {

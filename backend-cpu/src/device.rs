@@ -50,6 +50,10 @@ pub fn info() -> DeviceInfo {
                 crate::threads::num_threads().to_string(),
             ),
             ("arch".into(), std::env::consts::ARCH.into()),
+            (
+                sunrise_backend_api::ops::CONV2D_CHANNELS_LAST_OUTPUT.into(),
+                "yes".into(),
+            ),
         ],
     }
 }

@@ -335,6 +335,55 @@ fn conv_matches_reference_f32() {
     }
 }
 
+/// Forward into a channels-last output (dense `[N, OH, OW, K]` memory) from
+/// an NCHW or a channels-last input: the blocked path writes it directly,
+/// the others through a temporary.
+fn check_channels_last_output<T: Element>(cs: &Case, input: Layout, eps: f64, rng: &mut Rng) {
+    let (xs, ws, ys) = (cs.x_shape(), cs.w_shape(), cs.y_shape());
+    let x: Vec<T> = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w: Vec<T> = rng.vec(ws.iter().product(), -1.0, 1.0);
+    let b: Vec<T> = rng.vec(cs.k, -1.0, 1.0);
+    let nan = vec![T::from_f64(f64::NAN); ys.iter().product()];
+    let y = tensor(&nan, ys, Layout::ChannelsLast);
+    let (xt, wt, bt) = (
+        tensor(&x, xs, input),
+        tensor(&w, ws, Layout::Dense),
+        HostTensor::new(&b, &[cs.k]),
+    );
+    run(OpId::Conv2d, cs.params(), &[&xt, &wt, &bt], &[&y]).expect("conv2d runs");
+    let (want, mag) = ref_forward(cs, &to_f64(&x), &to_f64(&w), Some(&to_f64(&b)));
+    let tol = (cs.c / cs.groups * cs.r * cs.s + 2) as f64 * eps;
+    assert_close(
+        "channels-last forward",
+        cs,
+        &to_f64(&y.read::<T>()),
+        &want,
+        &mag,
+        tol,
+    );
+}
+
+#[test]
+fn conv_writes_channels_last_outputs() {
+    let mut rng = Rng::new(24);
+    for cs in CASES {
+        for input in [Layout::Dense, Layout::ChannelsLast] {
+            check_channels_last_output::<f32>(cs, input, f32::EPSILON as f64, &mut rng);
+            check_channels_last_output::<f64>(cs, input, f64::EPSILON, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn conv_gradients_reject_channels_last_outputs() {
+    let cs = Case::new([1, 2, 4, 4], [3, 3, 3], 1, 1, 1, 1);
+    let dy = HostTensor::new(&[0f32; 3 * 16], &cs.y_shape());
+    let w = HostTensor::new(&vec![0f32; 3 * 2 * 9], &cs.w_shape());
+    let dx = tensor(&[0f32; 2 * 16], cs.x_shape(), Layout::ChannelsLast);
+    let err = run(OpId::Conv2dBackwardData, cs.params(), &[&dy, &w], &[&dx]).unwrap_err();
+    assert!(err.to_string().contains("contiguous"), "{err}");
+}
+
 /// `sum dy * conv(x, w)` through the backend, in f64.
 fn objective(cs: &Case, x: &[f64], w: &[f64], dy: &[f64]) -> f64 {
     let y = HostTensor::zeros::<f64>(&cs.y_shape());
@@ -498,7 +547,8 @@ fn conv_rejects_bad_shapes_dtypes_and_arity() {
         conv_err(OpId::Conv2d, no_pad, &[&tiny, &w], &[&z(&[1, 2, 1, 1])]),
         inv
     );
-    let strided_out = HostTensor::strided(&[0f32; 100], &ok.y_shape(), &[50, 1, 10, 2], 0);
+    // H and W swapped in memory: neither row-major nor channels-last.
+    let strided_out = HostTensor::strided(&[0f32; 100], &ok.y_shape(), &[50, 25, 1, 5], 0);
     assert_eq!(conv_err(OpId::Conv2d, p, &[&x, &w], &[&strided_out]), inv);
     assert_eq!(
         conv_err(OpId::Conv2dBackwardData, p, &[&y, &w], &[&z(&[1, 4, 5, 6])]),

@@ -9,12 +9,17 @@ use sunrise_backend_api::{Backend, DType, OpId};
 
 use crate::error::Result;
 
+/// The device attribute by which a backend says its `conv2d` accepts a
+/// channels-last output.
+const CHANNELS_LAST_CONV: &str = sunrise_backend_api::ops::CONV2D_CHANNELS_LAST_OUTPUT;
+
 struct Inner {
     backend: Arc<dyn Backend>,
     ordinal: u32,
     label: String,
     builtin_cpu: bool,
     supported: HashSet<(u32, u32)>,
+    channels_last_conv: bool,
 }
 
 /// Where a tensor lives. Cheap to clone; equal when backend and ordinal are.
@@ -86,6 +91,11 @@ impl Device {
             .iter()
             .map(|p| (p.op, p.dtype))
             .collect();
+        let channels_last_conv = backend.device_info(ordinal).is_ok_and(|i| {
+            i.attributes
+                .iter()
+                .any(|(k, v)| k == CHANNELS_LAST_CONV && v == "yes")
+        });
         Device {
             inner: Arc::new(Inner {
                 backend,
@@ -93,6 +103,7 @@ impl Device {
                 label,
                 builtin_cpu,
                 supported,
+                channels_last_conv,
             }),
         }
     }
@@ -115,6 +126,12 @@ impl Device {
     /// True for the CPU backend linked into this library.
     pub fn is_builtin_cpu(&self) -> bool {
         self.inner.builtin_cpu
+    }
+
+    /// True when this device's `conv2d` writes channels-last outputs (its
+    /// backend lists the attribute `conv2d.channels_last_output = yes`).
+    pub fn writes_channels_last_conv(&self) -> bool {
+        self.inner.channels_last_conv
     }
 
     /// Does the backend implement `op` on `dtype`?

@@ -83,6 +83,27 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
 }
 
 impl Layout {
+    /// The channels-last layout of a rank-4 `[N, C, H, W]` shape: memory in
+    /// `[N, H, W, C]` order, strides `[H W C, 1, W C, C]`.
+    pub fn channels_last(shape: &[usize]) -> Option<Layout> {
+        let [_, c, h, w] = *shape else { return None };
+        Some(Layout {
+            shape: shape.to_vec(),
+            strides: vec![h * w * c, 1, w * c, c],
+            offset: 0,
+        })
+    }
+
+    /// True for a dense channels-last rank-4 layout (see
+    /// [`Layout::channels_last`]; size-1 dims may have any stride).
+    pub fn is_channels_last(&self) -> bool {
+        let [_, c, h, w] = self.shape[..] else {
+            return false;
+        };
+        let want = [h * w * c, 1, w * c, c];
+        (0..4).all(|k| self.shape[k] == 1 || self.strides[k] == want[k])
+    }
+
     /// A contiguous layout of `shape`.
     pub fn contiguous(shape: &[usize]) -> Layout {
         Layout {

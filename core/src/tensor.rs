@@ -54,6 +54,21 @@ impl Tensor {
         })
     }
 
+    /// [`Tensor::alloc`] in channels-last memory (see
+    /// [`Layout::channels_last`]) when `channels_last` and `shape` has rank 4.
+    pub(crate) fn alloc_format(
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+        channels_last: bool,
+    ) -> Result<Tensor> {
+        let t = Tensor::alloc(shape, dtype, device)?;
+        match Layout::channels_last(shape) {
+            Some(l) if channels_last => Ok(t.with_layout(l)),
+            _ => Ok(t),
+        }
+    }
+
     /// A tensor holding `data` (row-major) with `shape`, on `device`.
     pub fn from_slice<T: Element>(data: &[T], shape: &[usize], device: &Device) -> Result<Tensor> {
         let n = numel(shape);
@@ -119,6 +134,12 @@ impl Tensor {
     /// Row-major without gaps?
     pub fn is_contiguous(&self) -> bool {
         self.layout.is_contiguous()
+    }
+
+    /// True for a rank-4 `[N, C, H, W]` tensor stored channels-last, in
+    /// `[N, H, W, C]` order (see [`Tensor::to_channels_last`]).
+    pub fn is_channels_last(&self) -> bool {
+        self.layout.is_channels_last() && !self.layout.is_contiguous()
     }
 
     /// True when both tensors view the same storage.

@@ -135,6 +135,8 @@ struct Call<'a> {
     w: Vec<f32>,
     bias: Option<&'a [f32]>,
     y: *mut f32,
+    /// `y` is channels-last (`[N, OH, OW, K]` in memory), else NCHW.
+    nhwc: bool,
 }
 
 // SAFETY: items write disjoint bands of `y`; everything else is read.
@@ -144,14 +146,15 @@ unsafe impl Sync for Call<'_> {}
 ///
 /// # Safety
 /// `x` views an input of `g`'s shape, `w` is the contiguous `[K, C, R, S]`
-/// filter, `bias` has `K` entries, and `y` is the contiguous, writable
-/// `[N, K, OH, OW]` output aliasing no input.
+/// filter, `bias` has `K` entries, and `y` is the writable `[N, K, OH,
+/// OW]` output aliasing no input: contiguous, or channels-last (dense
+/// `[N, OH, OW, K]` memory) when `nhwc`.
 pub(super) unsafe fn forward(
     plan: &Plan,
     x: Image<f32>,
-    w: &[f32],
-    bias: Option<&[f32]>,
+    (w, bias): (&[f32], Option<&[f32]>),
     y: *mut f32,
+    nhwc: bool,
     g: &Geom,
 ) {
     let call = Call {
@@ -161,6 +164,7 @@ pub(super) unsafe fn forward(
         w: pack_weights(plan, w, g),
         bias,
         y,
+        nhwc,
     };
     let bands = g.oh.div_ceil(plan.rows);
     let items = g.n * bands;
@@ -220,47 +224,89 @@ impl Call<'_> {
         unsafe { self.copy_band(n, oh0, in_rows, xb) };
         let pixels = (oh1 - oh0) * g.ow;
         let ohw = g.oh * g.ow;
-        let cb_len = in_rows * p.wp * p.cblk;
         let per_block = p.cblk * g.r * g.s * p.ocg;
+        // Channels-last output with whole tiles: the kernels write it.
+        let direct = self.nhwc && g.k.is_multiple_of(p.ocg);
+        // Pixel 0 of the band, channel 0.
+        let band_nhwc = (n * ohw + oh0 * g.ow) * g.k;
         for grp in 0..p.groups {
-            let wg = &self.w[grp * p.cbn * per_block..];
             let k0 = grp * p.ocg;
             let kg = p.ocg.min(g.k - k0);
-            // SAFETY: channels k0..k0+kg, rows oh0..oh1 of image n are this item's.
-            let y0 = unsafe { self.y.add((n * g.k + k0) * ohw + oh0 * g.ow) };
+            let bias = self.bias.map(|b| &b[k0..k0 + kg]);
+            // Where the tiles go: straight into y, or the pixel-major t.
+            let (out, out_pix) = if direct {
+                // SAFETY: pixels of the band, channels k0.. of image n are ours.
+                (unsafe { self.y.add(band_nhwc + k0) }, g.k)
+            } else {
+                (t.as_mut_ptr(), p.ocg)
+            };
+            let mut acc = false;
+            if let (true, Some(b)) = (direct, bias) {
+                for px in 0..pixels {
+                    // SAFETY: pixel px of the band, kg = ocg channels from k0.
+                    let o = unsafe { std::slice::from_raw_parts_mut(out.add(px * g.k), kg) };
+                    o.copy_from_slice(b);
+                }
+                acc = true;
+            }
+            // The last pass warms the NCHW output lines the transpose below
+            // writes, while the kernels compute.
+            let warm = |row: usize| {
+                Some(Prefetch {
+                    y: self
+                        .y
+                        .wrapping_add((n * g.k + k0) * ohw + (oh0 + row) * g.ow),
+                    ohw,
+                    kg,
+                })
+            };
+            let wg = &self.w[grp * p.cbn * per_block..];
             for b0 in (0..p.cbn).step_by(p.pass) {
-                let args = TileArgs {
-                    cbn: (b0 + p.pass).min(p.cbn) - b0,
-                    cblk: p.cblk,
-                    r: g.r,
-                    s: g.s,
-                    x_cb: cb_len,
-                    x_row: g.dil[0] * p.wp * p.cblk,
-                    x_tap: g.dil[1] * p.cblk,
-                    x_pix: g.stride[1] * p.cblk,
-                    out_pix: p.ocg,
-                };
-                let x0 = xb[b0 * cb_len..].as_ptr();
+                let args = self.args(b0, in_rows, out_pix);
+                let x0 = xb[b0 * args.x_cb..].as_ptr();
                 let w0 = wg[b0 * per_block..].as_ptr();
                 let last = b0 + p.pass >= p.cbn;
                 for row in 0..oh1 - oh0 {
-                    let t = &mut t[row * g.ow * p.ocg..];
-                    // The last pass warms the output lines the transpose
-                    // below writes, while the kernels compute.
-                    let out = last.then(|| Prefetch {
-                        y: y0.wrapping_add(row * g.ow),
-                        ohw,
-                        kg,
-                    });
+                    let o = out.wrapping_add(row * g.ow * out_pix);
+                    let pf = if last { warm(row) } else { None };
                     // SAFETY: the band holds rows row sh .. + R dh of every
-                    // block, wp wide; the tiles stay inside row `row` of t.
-                    unsafe { self.row(&args, (x0, w0), row, t, b0 > 0, out) };
+                    // block, wp wide; the tiles stay inside row `row` of
+                    // the output block.
+                    unsafe { self.row(&args, (x0, w0), row, o, acc || b0 > 0, pf) };
                 }
             }
-            let bias = self.bias.map(|b| &b[k0..k0 + kg]);
-            // SAFETY: y0 is writable at k ohw + j for k < kg, j < pixels;
-            // t holds pixels rows of ocg >= kg.
-            unsafe { (p.kern.transpose)(t.as_ptr(), p.ocg, y0, ohw, (pixels, kg), bias) };
+            // SAFETY: t holds the band's tiles (pixels rows of ocg >= kg);
+            // channels k0..k0+kg of the band's pixels are this item's.
+            unsafe {
+                if self.nhwc && !direct {
+                    let y0 = self.y.add(band_nhwc + k0);
+                    for (px, tp) in t.chunks_exact(p.ocg).take(pixels).enumerate() {
+                        for (k, &v) in tp[..kg].iter().enumerate() {
+                            *y0.add(px * g.k + k) = v + bias.map_or(0.0, |b| b[k]);
+                        }
+                    }
+                } else if !self.nhwc {
+                    let y0 = self.y.add((n * g.k + k0) * ohw + oh0 * g.ow);
+                    (p.kern.transpose)(t.as_ptr(), p.ocg, y0, ohw, (pixels, kg), bias);
+                }
+            }
+        }
+    }
+
+    /// The tile arguments of the pass from channel block `b0`, for a band
+    /// of `in_rows` input rows and outputs `out_pix` apart.
+    fn args(&self, b0: usize, in_rows: usize, out_pix: usize) -> TileArgs {
+        let (p, g) = (self.plan, self.g);
+        TileArgs {
+            cbn: (b0 + p.pass).min(p.cbn) - b0,
+            cblk: p.cblk,
+            r: g.r,
+            s: g.s,
+            x_cb: in_rows * p.wp * p.cblk,
+            x_row: g.dil[0] * p.wp * p.cblk,
+            x_tap: g.dil[1] * p.cblk,
+            x_pix: g.stride[1] * p.cblk,
+            out_pix,
         }
     }
 
@@ -269,23 +315,24 @@ impl Call<'_> {
     ///
     /// # Safety
     /// As in [`Self::item`]: `x0` and `w0` start the pass's input band and
-    /// weights, `t` holds `OW ocg` values.
+    /// weights, `out_row` holds `OW` pixels `a.out_pix` apart.
     unsafe fn row(
         &self,
         a: &TileArgs,
         (x0, w0): (*const f32, *const f32),
         row: usize,
-        t: &mut [f32],
+        out_row: *mut f32,
         acc: bool,
         out: Option<Prefetch>,
     ) {
         let (p, g) = (self.plan, self.g);
         let max = p.kern.max_pixels();
         let xr = row * g.stride[0] * p.wp * p.cblk;
+        let nhwc_warm = self.nhwc && out.is_some();
         let (mut ow, mut warmed) = (0, 0);
         while ow < g.ow {
             let np = tile_width(g.ow - ow, max);
-            if let Some(o) = &out {
+            if let Some(o) = out.as_ref().filter(|_| !self.nhwc) {
                 // One line (16 pixels) of every channel at a time.
                 while warmed < ow + np {
                     for k in 0..o.kg {
@@ -294,15 +341,22 @@ impl Call<'_> {
                     warmed += 16;
                 }
             }
+            if nhwc_warm {
+                // The next tile's outputs, contiguous in channels-last.
+                let next = out_row.wrapping_add((ow + np) * a.out_pix);
+                for line in (0..np * a.out_pix).step_by(16) {
+                    prefetch(next.wrapping_add(line));
+                }
+            }
             // SAFETY: pixels ow..ow+np of the row: the band holds their
-            // receptive fields and t their ocg outputs each (caller).
+            // receptive fields and out_row their outputs (caller).
             unsafe {
                 p.kern.tile(
                     np,
                     a,
                     x0.add(xr + ow * a.x_pix),
                     w0,
-                    t.as_mut_ptr().add(ow * p.ocg),
+                    out_row.add(ow * a.out_pix),
                     acc,
                 )
             };
@@ -335,6 +389,15 @@ impl Call<'_> {
                 let (sw, d) = (self.x.st[3], dst[c0 * cblk..c1 * cblk].as_mut_ptr());
                 // SAFETY: (n, b cblk, ih) lies inside the input.
                 let src = unsafe { self.x.row(n, b * cblk, ih as usize) };
+                if self.x.st[1] == 1 {
+                    // Channels contiguous (channels-last): cblk values per pixel.
+                    for (j, px) in dst[c0 * cblk..c1 * cblk].chunks_exact_mut(cblk).enumerate() {
+                        // SAFETY: pixel j < W of the row, channels b cblk.. of it.
+                        let from = unsafe { std::slice::from_raw_parts(src.add(j * sw), cblk) };
+                        px.copy_from_slice(from);
+                    }
+                    continue;
+                }
                 if sw == 1 {
                     let shape = (cblk, c1 - c0);
                     // SAFETY: cblk rows of c1 - c0 columns, planes st[1]
@@ -434,18 +497,27 @@ mod tests {
                 let x: Vec<f32> = rng.vec(n * c * h * wd, -1.0, 1.0);
                 let w: Vec<f32> = rng.vec(k * c * r * s, -1.0, 1.0);
                 let b: Vec<f32> = rng.vec(k, -1.0, 1.0);
-                let mut y = vec![f32::NAN; n * k * oh * ow];
                 let xi = Image::dense(x.as_ptr().cast_mut(), c, h, wd);
-                // SAFETY: dense buffers of the geometry's shapes.
-                unsafe { forward(&plan, xi, &w, Some(&b), y.as_mut_ptr(), &g) };
                 let want = naive(&g, &x, &w, &b);
                 let tol = (c * r * s + 2) as f64 * f32::EPSILON as f64 * 4.0;
-                for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
-                    assert!(
-                        (got as f64 - want).abs() <= tol * (1.0 + want.abs()),
-                        "{isa} {:?} at {i}: {got} vs {want}",
-                        (n, c, h, wd, k, r, s)
-                    );
+                for nhwc in [false, true] {
+                    let mut y = vec![f32::NAN; n * k * oh * ow];
+                    // SAFETY: dense buffers of the geometry's shapes.
+                    unsafe { forward(&plan, xi, (&w, Some(&b)), y.as_mut_ptr(), nhwc, &g) };
+                    for (i, &want) in want.iter().enumerate() {
+                        // Element i is (img, ch, pixel) in NCHW order.
+                        let (img, ch, px) = (i / (k * oh * ow), i / (oh * ow) % k, i % (oh * ow));
+                        let got = if nhwc {
+                            y[(img * oh * ow + px) * k + ch]
+                        } else {
+                            y[i]
+                        };
+                        assert!(
+                            (got as f64 - want).abs() <= tol * (1.0 + want.abs()),
+                            "{isa} nhwc {nhwc} {:?} at {i}: {got} vs {want}",
+                            (n, c, h, wd, k, r, s)
+                        );
+                    }
                 }
             }
             assert!(ran >= 5, "{isa}: only {ran} cases took the blocked path");

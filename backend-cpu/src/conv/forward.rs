@@ -41,7 +41,8 @@ unsafe impl<T: Sync> Sync for Fwd<'_, T> {}
 /// Runs `conv2d` (geometry, bias shape and output layout checked).
 ///
 /// # Safety
-/// The views are live for the call; `y` is contiguous and aliases no input.
+/// The views are live for the call; `y` is contiguous or channels-last
+/// (dense `[N, OH, OW, K]` memory) and aliases no input.
 pub(super) unsafe fn forward<T: GemmScalar>(
     x: &View<T>,
     w: &View<T>,
@@ -51,11 +52,7 @@ pub(super) unsafe fn forward<T: GemmScalar>(
 ) {
     // SAFETY: inputs are not written during the op.
     let (wc, bias) = unsafe { (w.contiguous(), bias.map(|b| b.to_vec())) };
-    if g.is_depthwise() {
-        // SAFETY: forwarded.
-        unsafe { depthwise::forward(&Image::of(x), &wc, bias.as_deref(), y.ptr, g) };
-        return;
-    }
+    let nhwc = !y.is_contiguous();
     if let Some(plan) = blocked_plan::<T>(x, g) {
         // SAFETY: `blocked_plan` serves f32 only, so the buffers are f32;
         // the rest is the caller's.
@@ -68,15 +65,53 @@ pub(super) unsafe fn forward<T: GemmScalar>(
             let b = bias
                 .as_deref()
                 .map(|b| std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()));
-            blocked::forward(&plan, xi, w, b, y.ptr.cast::<f32>(), g);
+            blocked::forward(&plan, xi, (w, b), y.ptr.cast::<f32>(), nhwc, g);
         }
+        return;
+    }
+    if !nhwc {
+        // SAFETY: forwarded.
+        unsafe { forward_nchw(x, &wc, bias.as_deref(), y.ptr, g) };
+        return;
+    }
+    // A channels-last output on the other paths: computed NCHW in a
+    // temporary, then transposed image by image.
+    let (ohw, k) = (g.oh * g.ow, g.k);
+    let mut tmp = vec![T::ZERO; g.n * k * ohw];
+    // SAFETY: tmp is a contiguous output of y's shape; forwarded.
+    unsafe { forward_nchw(x, &wc, bias.as_deref(), tmp.as_mut_ptr(), g) };
+    for (img, src) in tmp.chunks_exact(k * ohw).enumerate() {
+        for (c, plane) in src.chunks_exact(ohw).enumerate() {
+            for (px, &v) in plane.iter().enumerate() {
+                // SAFETY: pixel px, channel c of image img of the dense
+                // channels-last y.
+                unsafe { *y.ptr.add((img * ohw + px) * k + c) = v };
+            }
+        }
+    }
+}
+
+/// [`forward`] into the contiguous NCHW output at `y`, off the blocked path.
+///
+/// # Safety
+/// As [`forward`]; `wc` is the contiguous filter, `y` contiguous.
+unsafe fn forward_nchw<T: GemmScalar>(
+    x: &View<T>,
+    wc: &[T],
+    bias: Option<&[T]>,
+    y: *mut T,
+    g: &Geom,
+) {
+    if g.is_depthwise() {
+        // SAFETY: forwarded.
+        unsafe { depthwise::forward(&Image::of(x), wc, bias, y, g) };
         return;
     }
     let f = Fwd {
         x: Image::of(x),
-        w: &wc,
-        bias: bias.as_deref(),
-        y: y.ptr,
+        w: wc,
+        bias,
+        y,
         g,
     };
     let nt = threads::num_threads();

@@ -160,7 +160,10 @@ impl Tensor {
         self.expect_float("conv2d")?;
         weight.expect_dtype("conv2d", self.dtype())?;
         let shape = opts.output_shape("conv2d", self.shape(), weight.shape())?;
-        let out = Tensor::alloc(&shape, self.dtype(), self.device())?;
+        // A channels-last input gives a channels-last output where the
+        // device writes one (see `Tensor::to_channels_last`).
+        let cl = self.is_channels_last() && self.device().writes_channels_last_conv();
+        let out = Tensor::alloc_format(&shape, self.dtype(), self.device(), cl)?;
         match bias {
             Some(b) => {
                 b.expect_dtype("conv2d", self.dtype())?;

@@ -94,7 +94,13 @@ fn binary(op: OpId, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         a.broadcast_untracked(&shape)?,
         b.broadcast_untracked(&shape)?,
     );
-    let out = Tensor::alloc(&shape, out_dtype, a.device())?;
+    // Channels-last operands of the output's shape keep the format.
+    let cl = [a, b]
+        .iter()
+        .filter(|t| t.shape() == shape.as_slice())
+        .all(|t| t.is_channels_last())
+        && (a.shape() == shape.as_slice() || b.shape() == shape.as_slice());
+    let out = Tensor::alloc_format(&shape, out_dtype, a.device(), cl)?;
     run(op, Params::None, &[&ab, &bb], &[&out])?;
     if op.is_comparison() {
         return Ok(out);
@@ -188,7 +194,8 @@ impl Tensor {
     /// Applies a unary op.
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         self.expect_float(op.op_id().name())?;
-        let out = Tensor::alloc(self.shape(), self.dtype(), self.device())?;
+        let cl = self.is_channels_last();
+        let out = Tensor::alloc_format(self.shape(), self.dtype(), self.device(), cl)?;
         run(op.op_id(), Params::None, &[self], &[&out])?;
         Ok(grad_fns::unary(self, op, out))
     }
@@ -257,6 +264,28 @@ impl Tensor {
             return Ok(self.clone());
         }
         self.deep_copy()
+    }
+
+    /// The same `[N, C, H, W]` values stored channels-last (`[N, H, W, C]`
+    /// in memory): the memory format convolutions run fastest in on the CPU
+    /// backend. The shape, indexing and every op stay those of NCHW;
+    /// `conv2d` of a channels-last input writes a channels-last output where
+    /// the device can, and elementwise ops keep the format of their inputs,
+    /// so a network converts once at its input and once (with
+    /// [`Tensor::contiguous`]) at its output. Differentiable.
+    pub fn to_channels_last(&self) -> Result<Tensor> {
+        if self.rank() != 4 {
+            return Err(Error::shape(
+                "to_channels_last",
+                format!("needs a rank-4 [N, C, H, W] tensor, got {:?}", self.shape()),
+            ));
+        }
+        if self.is_channels_last() {
+            return Ok(self.clone());
+        }
+        let out = Tensor::alloc_format(self.shape(), self.dtype(), self.device(), true)?;
+        run(OpId::Copy, Params::None, &[self], &[&out])?;
+        Ok(grad_fns::identity(self, "to_channels_last", out))
     }
 
     /// [`Tensor::contiguous`] without recording autograd history.
