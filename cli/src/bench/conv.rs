@@ -6,8 +6,13 @@
 //! stem (N8 C3 224x224 K64 7x7, stride 2, pad 3); no bias. Every pass does
 //! the same 2*N*K*OH*OW*C*KH*KW flops.
 //!
-//! JSON keys: `suite` ("conv"), `case`, `pass` (forward, backward_data,
-//! backward_filter), `threads`, `isa`, `flops`, `ours_gflops`,
+//! `forward_nhwc` is the forward pass with input and output channels-last
+//! (`Tensor::to_channels_last`, converted before the timing), as between
+//! the layers of a network kept in that format; its peer figure is ONNX
+//! Runtime's NCHW one (whose own blocked-layout reorders it includes).
+//!
+//! JSON keys: `suite` ("conv"), `case`, `pass` (forward, forward_nhwc,
+//! backward_data, backward_filter), `threads`, `isa`, `flops`, `ours_gflops`,
 //! `ours_seconds`, `peer` ("onnxruntime" on forward rows, null on backward
 //! ones: ONNX Runtime only infers), `peer_detail`, `peer_gflops` (null with
 //! `peer_error` where the peer is unavailable), `peer_seconds`, `ratio`
@@ -103,13 +108,16 @@ fn rand(shape: &[usize], seed: u64) -> sunrise::Result<Tensor> {
     Tensor::rand_uniform(shape, -1.0, 1.0, seed, DType::F32, &Device::cpu())
 }
 
-/// Our forward, backward-data and backward-filter median seconds.
-fn ours(ctx: &Ctx<'_>, case: &ConvCase, seed: u64) -> Result<[f64; 3], BenchError> {
+/// Our forward (NCHW, then channels-last in and out), backward-data and
+/// backward-filter median seconds.
+fn ours(ctx: &Ctx<'_>, case: &ConvCase, seed: u64) -> Result<[f64; 4], BenchError> {
     let opts = case.options();
     let x = rand(&[case.n, case.c, case.h, case.w], seed)?;
     let w = rand(&[case.k, case.c, case.kernel, case.kernel], seed + 1)?;
     let dy = x.conv2d(&w, None, &opts)?;
     let fwd = time_median(|| x.conv2d(&w, None, &opts).map(drop), ctx.budget)?;
+    let xc = x.to_channels_last()?;
+    let fwd_cl = time_median(|| xc.conv2d(&w, None, &opts).map(drop), ctx.budget)?;
     let bwd_data = time_median(
         || Tensor::conv2d_backward_data(&dy, &w, x.shape(), &opts).map(drop),
         ctx.budget,
@@ -118,19 +126,19 @@ fn ours(ctx: &Ctx<'_>, case: &ConvCase, seed: u64) -> Result<[f64; 3], BenchErro
         || Tensor::conv2d_backward_filter(&x, &dy, w.shape(), &opts).map(drop),
         ctx.budget,
     )?;
-    Ok([fwd, bwd_data, bwd_filter])
+    Ok([fwd, fwd_cl, bwd_data, bwd_filter])
 }
 
 /// The forward row, with the peer's figure or the reason it is missing.
 fn forward_row(
     ctx: &Ctx<'_>,
-    case: &ConvCase,
+    (case, pass): (&ConvCase, &str),
     ours: f64,
     peer: &Result<onnxruntime::Figure, String>,
 ) -> Value {
     let flops = case.flops();
     let mut row = json!({
-        "suite": "conv", "case": case.name(), "pass": "forward", "threads": ctx.threads,
+        "suite": "conv", "case": case.name(), "pass": pass, "threads": ctx.threads,
         "isa": ctx.isa, "flops": flops, "ours_gflops": flops / ours / 1e9, "ours_seconds": ours,
         "peer": "onnxruntime",
     });
@@ -156,7 +164,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<(), BenchError> {
         if !ctx.wants(&name) {
             continue;
         }
-        let [fwd, bwd_data, bwd_filter] = match ours(ctx, case, 100 * i as u64) {
+        let [fwd, fwd_cl, bwd_data, bwd_filter] = match ours(ctx, case, 100 * i as u64) {
             Ok(t) => t,
             Err(e) => {
                 ctx.emit(&json!({
@@ -167,7 +175,8 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Result<(), BenchError> {
             }
         };
         let peer = onnxruntime::measure(&ctx.args.python, &dir, case, ctx.threads, ctx.budget);
-        ctx.emit(&forward_row(ctx, case, fwd, &peer));
+        ctx.emit(&forward_row(ctx, (case, "forward"), fwd, &peer));
+        ctx.emit(&forward_row(ctx, (case, "forward_nhwc"), fwd_cl, &peer));
         let flops = case.flops();
         for (pass, t) in [("backward_data", bwd_data), ("backward_filter", bwd_filter)] {
             ctx.emit(&json!({

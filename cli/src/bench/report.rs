@@ -113,9 +113,14 @@ pub(crate) fn sorted<'a>(rows: &'a [Value], tiers: &[Isa]) -> Vec<&'a Value> {
         }
     }
     let pass_rank = |p: &str| {
-        ["forward", "backward_data", "backward_filter"]
-            .iter()
-            .position(|&x| x == p)
+        [
+            "forward",
+            "forward_nhwc",
+            "backward_data",
+            "backward_filter",
+        ]
+        .iter()
+        .position(|&x| x == p)
     };
     let mut out: Vec<&Value> = rows.iter().collect();
     out.sort_by_key(|r| {
@@ -248,6 +253,7 @@ fn peer_table(rows: &[Value], tiers: &[Isa], unit: &str, key: &str, passes: bool
     }
     if passes {
         println!("(vs fwd: our time for the pass over our forward time; ONNX Runtime only infers, so backward passes have no peer)");
+        println!("(forward_nhwc: input and output channels-last, beside ONNX Runtime's NCHW figure, reorders included)");
     }
     if unit == "GB/s" {
         println!(

@@ -168,6 +168,7 @@ fn tables_sort_by_case_pass_threads_then_tier() {
     let rows = vec![
         row("b", "forward", 2, "avx2"),
         row("b", "backward_data", 1, "portable"),
+        row("b", "forward_nhwc", 1, "avx2"),
         row("a", "forward", 1, "avx2"),
         row("b", "forward", 1, "avx2"),
         row("b", "forward", 1, "portable"),
@@ -191,6 +192,7 @@ fn tables_sort_by_case_pass_threads_then_tier() {
             ("b", "forward", 1, "portable"),
             ("b", "forward", 1, "avx2"),
             ("b", "forward", 2, "avx2"),
+            ("b", "forward_nhwc", 1, "avx2"),
             ("b", "backward_data", 1, "portable"),
             ("a", "forward", 1, "avx2"),
         ]
