@@ -865,7 +865,43 @@ impl ConvCfg {
     }
 }
 
+/// `to_channels_last`, then conv (64 channels: the CPU's blocked kernels'
+/// whole tiles), relu, a broadcast add and a strided conv: the format
+/// kept where the device keeps it (conv on the CPU, elementwise outputs
+/// everywhere), values and gradients equal across devices.
+fn channels_last_block(d: DType) -> Case {
+    case(
+        "channels-last conv, relu, add, conv",
+        Family::Dense,
+        move |dev| {
+            let x = leaf(any(&[2, 8, 9, 10], 1190, d, dev)?);
+            let w1 = leaf(any(&[64, 8, 3, 3], 1191, d, dev)?);
+            let b1 = leaf(any(&[64], 1192, d, dev)?);
+            let w2 = leaf(any(&[16, 64, 3, 3], 1193, d, dev)?);
+            let shift = any(&[1, 64, 1, 1], 1194, d, dev)?;
+            let pad = Conv2dOptions {
+                padding: [1, 1],
+                ..Default::default()
+            };
+            let down = Conv2dOptions {
+                stride: [2, 2],
+                ..pad
+            };
+            let r = x.to_channels_last()?.conv2d(&w1, Some(&b1), &pad)?.relu()?;
+            if !r.is_channels_last() && dev.writes_channels_last_conv() {
+                return Err(Fail(format!(
+                    "{dev}: relu of a channels-last conv lost the format"
+                )));
+            }
+            let y = r.add(&shift)?.conv2d(&w2, None, &down)?;
+            let leaves = [("x", &x), ("w1", &w1), ("b1", &b1), ("w2", &w2)];
+            with_grads("y", y, &leaves, 1195)
+        },
+    )
+}
+
 fn conv_cases(op: OpId, d: DType) -> Vec<Case> {
+    let extra = (op == OpId::Conv2d).then(|| channels_last_block(d));
     conv_configs()
         .into_iter()
         .enumerate()
@@ -900,6 +936,7 @@ fn conv_cases(op: OpId, d: DType) -> Vec<Case> {
                 }
             })
         })
+        .chain(extra)
         .collect()
 }
 
