@@ -4,9 +4,11 @@
 //! The f32 forward pass on the AVX2 and AVX-512 tiers runs as a direct
 //! convolution on a channel-blocked copy of the input ([`blocked`], kernels
 //! in `simd/conv_blocked.rs`): ~1.3x the im2col path below on ResNet's 3x3
-//! layer and 7x7 stem. Elsewhere, and for grouped or pointwise stride-1
-//! convolutions and the gradients, convolutions lower to GEMM per image
-//! and group: `im2col` gathers
+//! layer and 7x7 stem. The filter gradient there is a direct reduction
+//! over output pixels on the same blocked input ([`blocked_filter`]) when
+//! the images fill the threads and there is no dilation along W.
+//! Elsewhere, for grouped or pointwise stride-1 convolutions, and for
+//! backward-data, convolutions lower to GEMM per image and group: `im2col` gathers
 //! the receptive fields of a chunk of output rows into a `[C/g R S, rows OW]`
 //! matrix (bounded to [`COL_BYTES`] per thread), then `y = w col` ([`forward`];
 //! where the `gemm` crate serves, pixel-major `t = col^T w^T` transposed
@@ -20,6 +22,7 @@
 
 mod backward;
 mod blocked;
+mod blocked_filter;
 mod depthwise;
 mod forward;
 mod geom;

@@ -3,8 +3,9 @@
 
 use rayon::prelude::*;
 
+use super::blocked_filter;
 use super::depthwise;
-use super::forward::transpose_into;
+use super::forward::{blocked_plan, transpose_into};
 use super::geom::{plane_stride, Geom};
 use super::im2col::{col2im, im2col, Image};
 use super::COL_BYTES;
@@ -77,6 +78,25 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     if g.is_depthwise() {
         // SAFETY: forwarded.
         unsafe { depthwise::backward_filter(&Image::of(x), &Image::of(dy), dw, g) };
+        return;
+    }
+    // The blocked gradient splits images over threads: with fewer images
+    // than threads the GEMM below (split inside) keeps every thread busy.
+    let nt = threads::num_threads();
+    let images_fill = nt == 1 || g.n >= nt || g.work() < PAR_MIN_WORK;
+    let plan = blocked_plan::<T>(x, g).filter(|_| images_fill && blocked_filter::serves(g));
+    if let Some(plan) = plan {
+        let cast = |v: &View<T>| Image {
+            ptr: v.ptr.cast::<f32>(),
+            st: Image::of(v).st,
+        };
+        // SAFETY: `blocked_plan` serves f32 only, so the buffers are f32;
+        // the rest is the caller's.
+        unsafe {
+            let dw = std::slice::from_raw_parts_mut(dw.as_mut_ptr().cast::<f32>(), dw.len());
+            let chunks = batch_split(g).unwrap_or(1);
+            blocked_filter::backward_filter(&plan, (cast(x), cast(dy)), dw, g, chunks);
+        }
         return;
     }
     let mut keep = Vec::new();

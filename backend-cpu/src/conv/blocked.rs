@@ -34,21 +34,21 @@ const ITEM_PIXELS: usize = 448;
 /// How one convolution runs on this path.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Plan {
-    kern: &'static ConvKernels,
+    pub(super) kern: &'static ConvKernels,
     /// Channels per input block.
-    cblk: usize,
+    pub(super) cblk: usize,
     /// Input channel blocks (`C / cblk`).
-    cbn: usize,
+    pub(super) cbn: usize,
     /// Output channels per tile (`blocks lanes`).
-    ocg: usize,
+    pub(super) ocg: usize,
     /// Tiles of output channels (`ceil(K / ocg)`).
-    groups: usize,
+    pub(super) groups: usize,
     /// Channel blocks per pass over the weights.
-    pass: usize,
+    pub(super) pass: usize,
     /// Output rows per item.
-    rows: usize,
+    pub(super) rows: usize,
     /// Padded input width the band holds.
-    wp: usize,
+    pub(super) wp: usize,
 }
 
 impl Plan {
@@ -76,7 +76,7 @@ impl Plan {
     }
 
     /// Input rows a band of `rows` output rows reads.
-    fn band_rows(&self, g: &Geom, rows: usize) -> usize {
+    pub(super) fn band_rows(&self, g: &Geom, rows: usize) -> usize {
         (rows - 1) * g.stride[0] + (g.r - 1) * g.dil[0] + 1
     }
 }
@@ -85,7 +85,7 @@ impl Plan {
 /// at most `max`: the widest, except that a tail narrower than half a tile
 /// is balanced with the tile before it (6 + 2 runs as 4 + 4: narrow tiles
 /// load as many weights for fewer multiply-adds).
-fn tile_width(left: usize, max: usize) -> usize {
+pub(super) fn tile_width(left: usize, max: usize) -> usize {
     if left > max && 2 * (left - max) < max {
         left.div_ceil(2)
     } else {
@@ -221,7 +221,7 @@ impl Call<'_> {
         let oh1 = (oh0 + p.rows).min(g.oh);
         let in_rows = p.band_rows(g, oh1 - oh0);
         // SAFETY: x views an input of g's shape (caller).
-        unsafe { self.copy_band(n, oh0, in_rows, xb) };
+        unsafe { copy_band((p, g), &self.x, (n, oh0, in_rows), xb) };
         let pixels = (oh1 - oh0) * g.ow;
         let ohw = g.oh * g.ow;
         let per_block = p.cblk * g.r * g.s * p.ocg;
@@ -363,55 +363,59 @@ impl Call<'_> {
             ow += np;
         }
     }
+}
 
-    /// Copies input rows `oh0 sh - ph ..` (`in_rows` of them) of image `n`
-    /// into `xb` as `[C/cblk][in_rows][wp][cblk]`, zeros outside the input.
-    ///
-    /// # Safety
-    /// `x` views an input of the geometry's shape.
-    unsafe fn copy_band(&self, n: usize, oh0: usize, in_rows: usize, xb: &mut [f32]) {
-        let (p, g) = (self.plan, self.g);
-        let (cblk, wp) = (p.cblk, p.wp);
-        let ih0 = (oh0 * g.stride[0]) as isize - g.pad[0] as isize;
-        let pw = g.pad[1];
-        // Columns of the band that hold input: iw = col - pw in 0..W.
-        let (c0, c1) = (pw.min(wp), (pw + g.w).min(wp));
-        for b in 0..p.cbn {
-            for r in 0..in_rows {
-                let dst = &mut xb[((b * in_rows) + r) * wp * cblk..][..wp * cblk];
-                let ih = ih0 + r as isize;
-                if ih < 0 || ih >= g.h as isize {
-                    dst.fill(0.0);
-                    continue;
+/// Copies input rows `oh0 sh - ph ..` (`in_rows` of them) of image `n`
+/// into `xb` as `[C/cblk][in_rows][wp][cblk]`, zeros outside the input.
+///
+/// # Safety
+/// `x` views an input of `g`'s shape; `xb` holds `cbn in_rows wp cblk`.
+pub(super) unsafe fn copy_band(
+    (p, g): (&Plan, &Geom),
+    x: &Image<f32>,
+    (n, oh0, in_rows): (usize, usize, usize),
+    xb: &mut [f32],
+) {
+    let (cblk, wp) = (p.cblk, p.wp);
+    let ih0 = (oh0 * g.stride[0]) as isize - g.pad[0] as isize;
+    let pw = g.pad[1];
+    // Columns of the band that hold input: iw = col - pw in 0..W.
+    let (c0, c1) = (pw.min(wp), (pw + g.w).min(wp));
+    for b in 0..p.cbn {
+        for r in 0..in_rows {
+            let dst = &mut xb[((b * in_rows) + r) * wp * cblk..][..wp * cblk];
+            let ih = ih0 + r as isize;
+            if ih < 0 || ih >= g.h as isize {
+                dst.fill(0.0);
+                continue;
+            }
+            dst[..c0 * cblk].fill(0.0);
+            dst[c1 * cblk..].fill(0.0);
+            let (sw, d) = (x.st[3], dst[c0 * cblk..c1 * cblk].as_mut_ptr());
+            // SAFETY: (n, b cblk, ih) lies inside the input.
+            let src = unsafe { x.row(n, b * cblk, ih as usize) };
+            if x.st[1] == 1 {
+                // Channels contiguous (channels-last): cblk values per pixel.
+                for (j, px) in dst[c0 * cblk..c1 * cblk].chunks_exact_mut(cblk).enumerate() {
+                    // SAFETY: pixel j < W of the row, channels b cblk.. of it.
+                    let from = unsafe { std::slice::from_raw_parts(src.add(j * sw), cblk) };
+                    px.copy_from_slice(from);
                 }
-                dst[..c0 * cblk].fill(0.0);
-                dst[c1 * cblk..].fill(0.0);
-                let (sw, d) = (self.x.st[3], dst[c0 * cblk..c1 * cblk].as_mut_ptr());
-                // SAFETY: (n, b cblk, ih) lies inside the input.
-                let src = unsafe { self.x.row(n, b * cblk, ih as usize) };
-                if self.x.st[1] == 1 {
-                    // Channels contiguous (channels-last): cblk values per pixel.
-                    for (j, px) in dst[c0 * cblk..c1 * cblk].chunks_exact_mut(cblk).enumerate() {
-                        // SAFETY: pixel j < W of the row, channels b cblk.. of it.
-                        let from = unsafe { std::slice::from_raw_parts(src.add(j * sw), cblk) };
-                        px.copy_from_slice(from);
-                    }
-                    continue;
-                }
-                if sw == 1 {
-                    let shape = (cblk, c1 - c0);
-                    // SAFETY: cblk rows of c1 - c0 columns, planes st[1]
-                    // apart, into (c1 - c0) pixels of cblk channels.
-                    unsafe { (p.kern.transpose)(src, self.x.st[1], d, cblk, shape, None) };
-                    continue;
-                }
-                for ci in 0..cblk {
-                    // SAFETY: (n, b cblk + ci, ih) lies inside the input.
-                    let src = unsafe { self.x.row(n, b * cblk + ci, ih as usize) };
-                    for j in 0..c1 - c0 {
-                        // SAFETY: column j < W of that row; d holds (c1 - c0) cblk.
-                        unsafe { *d.add(j * cblk + ci) = *src.add(j * sw) };
-                    }
+                continue;
+            }
+            if sw == 1 {
+                let shape = (cblk, c1 - c0);
+                // SAFETY: cblk rows of c1 - c0 columns, planes st[1]
+                // apart, into (c1 - c0) pixels of cblk channels.
+                unsafe { (p.kern.transpose)(src, x.st[1], d, cblk, shape, None) };
+                continue;
+            }
+            for ci in 0..cblk {
+                // SAFETY: (n, b cblk + ci, ih) lies inside the input.
+                let src = unsafe { x.row(n, b * cblk + ci, ih as usize) };
+                for j in 0..c1 - c0 {
+                    // SAFETY: column j < W of that row; d holds (c1 - c0) cblk.
+                    unsafe { *d.add(j * cblk + ci) = *src.add(j * sw) };
                 }
             }
         }

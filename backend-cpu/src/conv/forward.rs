@@ -141,7 +141,7 @@ unsafe fn forward_nchw<T: GemmScalar>(
 /// The channel-blocked direct path's plan, where it serves: f32 on a tier
 /// with its kernels, and not a pointwise convolution that multiplies the
 /// input planes in place.
-fn blocked_plan<T: GemmScalar>(x: &View<T>, g: &Geom) -> Option<blocked::Plan> {
+pub(super) fn blocked_plan<T: GemmScalar>(x: &View<T>, g: &Geom) -> Option<blocked::Plan> {
     if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
         || g.direct_stride(&Image::of(x).st).is_some()
     {

@@ -98,6 +98,80 @@ unsafe fn conv_tile<S: F32x, const P: usize, const OB: usize>(
     }
 }
 
+/// Sizes and strides (in f32 elements) of one filter-gradient tile call.
+///
+/// Item `i < P` of the tile reads the input at `x + row x_row + j x_pix + i`
+/// for each output pixel `(row < rows, j < ow)` of a band, and adds its
+/// product with the `OB LANES` output-channel gradients at
+/// `dy + row dy_row + j dy_pix` to `out + i out_ld`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GradArgs {
+    /// Output rows of the band.
+    pub rows: usize,
+    /// Output pixels per row.
+    pub ow: usize,
+    /// Input stride between output rows.
+    pub x_row: usize,
+    /// Input stride between output pixels.
+    pub x_pix: usize,
+    /// Gradient stride between output rows.
+    pub dy_row: usize,
+    /// Gradient stride between output pixels.
+    pub dy_pix: usize,
+    /// Output stride between items.
+    pub out_ld: usize,
+}
+
+/// One filter-gradient tile: `out[i] += sum over the band's pixels of
+/// x[pixel, i] dy[pixel]`, `P` items by `OB` blocks of output channels in
+/// registers for the whole band.
+///
+/// # Safety
+/// The CPU supports `S`; every address described by [`GradArgs`] is valid
+/// (`x` and `dy` for reading, `out` for reading and writing).
+#[inline(always)]
+unsafe fn grad_tile<S: F32x, const P: usize, const OB: usize>(
+    a: &GradArgs,
+    x: *const f32,
+    dy: *const f32,
+    out: *mut f32,
+) {
+    let l = S::LANES;
+    // SAFETY: the CPU supports `S` and the addresses are valid (caller).
+    unsafe {
+        let mut sum = [[S::splat(0.0); OB]; P];
+        for (i, row) in sum.iter_mut().enumerate() {
+            for (ob, v) in row.iter_mut().enumerate() {
+                *v = S::load(out.add(i * a.out_ld + ob * l));
+            }
+        }
+        for r in 0..a.rows {
+            let (xr, dr) = (x.add(r * a.x_row), dy.add(r * a.dy_row));
+            for j in 0..a.ow {
+                let mut g = [S::splat(0.0); OB];
+                for (ob, v) in g.iter_mut().enumerate() {
+                    *v = S::load(dr.add(j * a.dy_pix + ob * l));
+                }
+                let xp = xr.add(j * a.x_pix);
+                for (i, row) in sum.iter_mut().enumerate() {
+                    let xv = S::splat(*xp.add(i));
+                    for (v, &gv) in row.iter_mut().zip(&g) {
+                        *v = S::fma(xv, gv, *v);
+                    }
+                }
+            }
+        }
+        for (i, row) in sum.iter().enumerate() {
+            for (ob, &v) in row.iter().enumerate() {
+                S::store(out.add(i * a.out_ld + ob * l), v);
+            }
+        }
+    }
+}
+
+/// A filter-gradient tile kernel: `(args, x, dy, out)`.
+pub(crate) type GradFn = unsafe fn(&GradArgs, *const f32, *const f32, *mut f32);
+
 /// A tile kernel: `(args, x, w, out, accumulate)`.
 pub(crate) type TileFn = unsafe fn(&TileArgs, *const f32, *const f32, *mut f32, bool);
 
@@ -112,6 +186,8 @@ pub(crate) struct ConvKernels {
     pub tiles: &'static [TileFn],
     /// The tier's transpose (see [`transpose::scalar`]).
     pub transpose: TransposeFn,
+    /// `grads[p - 1]` computes `p` filter-gradient items, as `tiles`.
+    pub grads: &'static [GradFn],
 }
 
 impl ConvKernels {
@@ -161,6 +237,40 @@ mod x86 {
         avx2_conv_tile_f32_6x2 = conv_tile::<Avx2, 6, 2> [a: &TileArgs, x: *const f32, w: *const f32, o: *mut f32, acc: bool];
     }
 
+    tier_kernels! { "avx512f", Avx512;
+        avx512_conv_grad_f32_1x4 = grad_tile::<Avx512, 1, 4> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx512_conv_grad_f32_2x4 = grad_tile::<Avx512, 2, 4> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx512_conv_grad_f32_3x4 = grad_tile::<Avx512, 3, 4> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx512_conv_grad_f32_4x4 = grad_tile::<Avx512, 4, 4> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx512_conv_grad_f32_5x4 = grad_tile::<Avx512, 5, 4> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx512_conv_grad_f32_6x4 = grad_tile::<Avx512, 6, 4> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+    }
+    tier_kernels! { "avx2,fma", Avx2;
+        avx2_conv_grad_f32_1x2 = grad_tile::<Avx2, 1, 2> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx2_conv_grad_f32_2x2 = grad_tile::<Avx2, 2, 2> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx2_conv_grad_f32_3x2 = grad_tile::<Avx2, 3, 2> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx2_conv_grad_f32_4x2 = grad_tile::<Avx2, 4, 2> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx2_conv_grad_f32_5x2 = grad_tile::<Avx2, 5, 2> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+        avx2_conv_grad_f32_6x2 = grad_tile::<Avx2, 6, 2> [a: &GradArgs, x: *const f32, dy: *const f32, o: *mut f32];
+    }
+
+    pub(super) static AVX512_GRAD: [GradFn; 6] = [
+        avx512_conv_grad_f32_1x4,
+        avx512_conv_grad_f32_2x4,
+        avx512_conv_grad_f32_3x4,
+        avx512_conv_grad_f32_4x4,
+        avx512_conv_grad_f32_5x4,
+        avx512_conv_grad_f32_6x4,
+    ];
+    pub(super) static AVX2_GRAD: [GradFn; 6] = [
+        avx2_conv_grad_f32_1x2,
+        avx2_conv_grad_f32_2x2,
+        avx2_conv_grad_f32_3x2,
+        avx2_conv_grad_f32_4x2,
+        avx2_conv_grad_f32_5x2,
+        avx2_conv_grad_f32_6x2,
+    ];
+
     pub(super) static AVX512: [TileFn; 6] = [
         avx512_conv_tile_f32_1x4,
         avx512_conv_tile_f32_2x4,
@@ -193,6 +303,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<ConvKernels> {
                     blocks: 4,
                     tiles: &x86::AVX512,
                     transpose: transpose::f32_for(isa),
+                    grads: &x86::AVX512_GRAD,
                 })
             }
             Isa::Avx2 => {
@@ -201,6 +312,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<ConvKernels> {
                     blocks: 2,
                     tiles: &x86::AVX2,
                     transpose: transpose::f32_for(isa),
+                    grads: &x86::AVX2_GRAD,
                 })
             }
             _ => {}
