@@ -6,9 +6,11 @@
 //! in `simd/conv_blocked.rs`): ~1.3x the im2col path below on ResNet's 3x3
 //! layer and 7x7 stem. The filter gradient there is a direct reduction
 //! over output pixels on the same blocked input ([`blocked_filter`]) when
-//! the images fill the threads and there is no dilation along W.
-//! Elsewhere, for grouped or pointwise stride-1 convolutions, and for
-//! backward-data, convolutions lower to GEMM per image and group: `im2col` gathers
+//! the images fill the threads and there is no dilation along W; the data
+//! gradient of a stride-1 convolution runs as the forward convolution of
+//! `dy` with the flipped filter ([`backward`]). Elsewhere (grouped and
+//! pointwise stride-1 convolutions, strided data gradients, f64, the lower
+//! tiers) convolutions lower to GEMM per image and group: `im2col` gathers
 //! the receptive fields of a chunk of output rows into a `[C/g R S, rows OW]`
 //! matrix (bounded to [`COL_BYTES`] per thread), then `y = w col` ([`forward`];
 //! where the `gemm` crate serves, pixel-major `t = col^T w^T` transposed

@@ -3,12 +3,12 @@
 
 use rayon::prelude::*;
 
-use super::blocked_filter;
 use super::depthwise;
 use super::forward::{blocked_plan, transpose_into};
 use super::geom::{plane_stride, Geom};
 use super::im2col::{col2im, im2col, Image};
 use super::COL_BYTES;
+use super::{blocked, blocked_filter};
 use crate::gemm::{
     gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads,
     PAR_MIN_WORK,
@@ -33,11 +33,27 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(
     dx: &View<T>,
     g: &Geom,
 ) {
+    // SAFETY: inputs are not written during the op.
+    let wc = unsafe { w.contiguous() };
+    if let Some(t) = transposed(g) {
+        if let Some(plan) = blocked_plan::<T>(dy, &t) {
+            // SAFETY: `blocked_plan` serves f32 only, so the buffers are
+            // f32; dx is the contiguous output of `t`.
+            unsafe {
+                let wc = std::slice::from_raw_parts(wc.as_ptr().cast::<f32>(), wc.len());
+                let dyi = Image {
+                    ptr: dy.ptr.cast::<f32>(),
+                    st: Image::of(dy).st,
+                };
+                let wf = flipped(wc, g);
+                blocked::forward(&plan, dyi, (&wf, None), dx.ptr.cast::<f32>(), false, &t);
+            }
+            return;
+        }
+    }
     let dxi = Image::dense(dx.ptr, g.c, g.h, g.w);
     // SAFETY: dx is contiguous with n c h w elements, exclusively ours.
     unsafe { std::slice::from_raw_parts_mut(dx.ptr, g.n * g.c * g.h * g.w) }.fill(T::ZERO);
-    // SAFETY: inputs are not written during the op.
-    let wc = unsafe { w.contiguous() };
     if g.is_depthwise() {
         // SAFETY: forwarded.
         unsafe { depthwise::backward_data(&Image::of(dy), &wc, &dxi, g) };
@@ -60,6 +76,45 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(
             }
         }
     }
+}
+
+/// The geometry of backward-data as a forward convolution, for stride 1
+/// and one group: `dx = conv(dy, w')` with `w'[c, k, r, s] = w[k, c, R-1-r,
+/// S-1-s]`, the same dilation, and padding `dil (R - 1) - pad` (which must
+/// not be negative).
+fn transposed(g: &Geom) -> Option<Geom> {
+    let pad = |a: usize, win: usize| (g.dil[a] * (win - 1)).checked_sub(g.pad[a]);
+    if g.stride != [1, 1] || g.groups != 1 {
+        return None;
+    }
+    Some(Geom {
+        n: g.n,
+        c: g.k,
+        h: g.oh,
+        w: g.ow,
+        k: g.c,
+        r: g.r,
+        s: g.s,
+        oh: g.h,
+        ow: g.w,
+        stride: [1, 1],
+        pad: [pad(0, g.r)?, pad(1, g.s)?],
+        dil: g.dil,
+        groups: 1,
+        cg: g.k,
+        kg: g.c,
+    })
+}
+
+/// `w'` of [`transposed`]: `[C, K, R, S]`, taps reversed.
+fn flipped(w: &[f32], g: &Geom) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    for (i, v) in out.iter_mut().enumerate() {
+        let (s, r) = (i % g.s, i / g.s % g.r);
+        let (k, c) = (i / (g.s * g.r) % g.k, i / (g.s * g.r * g.k));
+        *v = w[((k * g.c + c) * g.r + (g.r - 1 - r)) * g.s + (g.s - 1 - s)];
+    }
+    out
 }
 
 /// Runs `conv2d_backward_filter`: inputs `x`, `dy`; output `dw`.
