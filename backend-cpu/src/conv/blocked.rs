@@ -440,29 +440,11 @@ mod tests {
 
     /// `conv2d` of a dense input in f64, the reference.
     fn naive(g: &Geom, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f64> {
-        let mut y = vec![0f64; g.n * g.k * g.oh * g.ow];
-        for (i, v) in y.iter_mut().enumerate() {
-            let (ow, oh, k, n) = (
-                i % g.ow,
-                i / g.ow % g.oh,
-                i / (g.ow * g.oh) % g.k,
-                i / (g.ow * g.oh * g.k),
-            );
-            *v = b[k] as f64;
-            for c in 0..g.c {
-                for r in 0..g.r {
-                    for s in 0..g.s {
-                        let ih = (oh * g.stride[0] + r * g.dil[0]) as isize - g.pad[0] as isize;
-                        let iw = (ow * g.stride[1] + s * g.dil[1]) as isize - g.pad[1] as isize;
-                        if (0..g.h as isize).contains(&ih) && (0..g.w as isize).contains(&iw) {
-                            let xv = x[((n * g.c + c) * g.h + ih as usize) * g.w + iw as usize];
-                            let wv = w[((k * g.c + c) * g.r + r) * g.s + s];
-                            *v += xv as f64 * wv as f64;
-                        }
-                    }
-                }
-            }
-        }
+        let ohw = g.oh * g.ow;
+        let mut y: Vec<f64> = (0..g.n * g.k * ohw)
+            .map(|i| b[i / ohw % g.k] as f64)
+            .collect();
+        g.for_each_tap(|yi, xi, wi| y[yi] += x[xi] as f64 * w[wi] as f64);
         y
     }
 

@@ -200,32 +200,7 @@ mod tests {
     /// `dw` of dense `x` and `dy` in f64, the reference.
     fn naive(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f64> {
         let mut dw = vec![0f64; g.k * g.c * g.r * g.s];
-        for n in 0..g.n {
-            for k in 0..g.k {
-                for oh in 0..g.oh {
-                    for ow in 0..g.ow {
-                        let d = dy[((n * g.k + k) * g.oh + oh) * g.ow + ow] as f64;
-                        for c in 0..g.c {
-                            for r in 0..g.r {
-                                for s in 0..g.s {
-                                    let ih = (oh * g.stride[0] + r * g.dil[0]) as isize
-                                        - g.pad[0] as isize;
-                                    let iw = (ow * g.stride[1] + s * g.dil[1]) as isize
-                                        - g.pad[1] as isize;
-                                    if (0..g.h as isize).contains(&ih)
-                                        && (0..g.w as isize).contains(&iw)
-                                    {
-                                        let xv = x[((n * g.c + c) * g.h + ih as usize) * g.w
-                                            + iw as usize];
-                                        dw[((k * g.c + c) * g.r + r) * g.s + s] += d * xv as f64;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        g.for_each_tap(|yi, xi, wi| dw[wi] += dy[yi] as f64 * x[xi] as f64);
         dw
     }
 

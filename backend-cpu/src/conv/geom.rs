@@ -195,6 +195,29 @@ impl Geom {
         (bytes / per_row).clamp(1, self.oh.max(1))
     }
 
+    /// Calls `f(y, x, w)` with the dense NCHW output, input and `[K, C/g,
+    /// R, S]` weight indices of every multiply-add of the convolution whose
+    /// input tap lies inside the image: the naive reference of the tests.
+    #[cfg(test)]
+    pub fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let (oh, ow) = (self.oh, self.ow);
+        for y in 0..self.n * self.k * oh * ow {
+            let (n, k) = (y / (self.k * oh * ow), y / (oh * ow) % self.k);
+            let (i, j) = (y / ow % oh, y % ow);
+            let c0 = k / self.kg * self.cg;
+            for (cc, r, s) in (0..self.cg * self.r * self.s)
+                .map(|t| (t / (self.r * self.s), t / self.s % self.r, t % self.s))
+            {
+                let ih = (i * self.stride[0]) as isize + self.tap(0, r);
+                let iw = (j * self.stride[1]) as isize + self.tap(1, s);
+                if (0..self.h as isize).contains(&ih) && (0..self.w as isize).contains(&iw) {
+                    let x = ((n * self.c + c0 + cc) * self.h + ih as usize) * self.w + iw as usize;
+                    f(y, x, ((k * self.cg + cc) * self.r + r) * self.s + s);
+                }
+            }
+        }
+    }
+
     /// Input offset of filter tap `t` along an axis (`t dil - pad`).
     pub fn tap(&self, axis: usize, t: usize) -> isize {
         (t * self.dil[axis]) as isize - self.pad[axis] as isize
