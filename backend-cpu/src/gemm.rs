@@ -149,10 +149,15 @@ pub(crate) fn crate_tier() -> Option<Isa> {
     }
 }
 
-/// True when the `gemm` crate serves (its tier is exactly ours).
+/// True when the `gemm` crate serves: its tier is exactly ours, unless
+/// `SUNRISE_GEMM=own` asks for our engine (`crate`, the default, keeps the
+/// rule; the crate is never used above the tier in use).
 pub(crate) fn uses_crate() -> bool {
     static USE: OnceLock<bool> = OnceLock::new();
-    *USE.get_or_init(|| crate_tier() == Some(isa::tier()))
+    *USE.get_or_init(|| {
+        let own = std::env::var("SUNRISE_GEMM").is_ok_and(|v| v.trim() == "own");
+        !own && crate_tier() == Some(isa::tier())
+    })
 }
 
 /// Runs one GEMM on the engine the dispatch rule picks.
