@@ -93,12 +93,20 @@ pub(super) fn tile_width(left: usize, max: usize) -> usize {
     }
 }
 
-/// An output row the kernels' row warms into cache: channel `k < kg` of
-/// it at `y + k ohw`.
-struct Prefetch {
-    y: *const f32,
-    ohw: usize,
-    kg: usize,
+/// How the last pass over the weights warms the output lines a row's
+/// tiles are about to be written to, while the kernels compute.
+#[derive(Debug, Clone, Copy)]
+enum Warm {
+    /// An NCHW row the transpose writes after the band: channel `k < kg`
+    /// of it at `y + k ohw`, one 16-pixel line per channel at a time.
+    Planes {
+        y: *const f32,
+        ohw: usize,
+        kg: usize,
+    },
+    /// Tiles stored straight into a channels-last output: the next tile's
+    /// contiguous outputs.
+    NextTile,
 }
 
 /// Asks for the cache line at `p` (a hint: any address is allowed).
@@ -249,16 +257,17 @@ impl Call<'_> {
                 }
                 acc = true;
             }
-            // The last pass warms the NCHW output lines the transpose below
-            // writes, while the kernels compute.
-            let warm = |row: usize| {
-                Some(Prefetch {
+            let warm = |row: usize| match (self.nhwc, direct) {
+                (false, _) => Some(Warm::Planes {
                     y: self
                         .y
                         .wrapping_add((n * g.k + k0) * ohw + (oh0 + row) * g.ow),
                     ohw,
                     kg,
-                })
+                }),
+                (true, true) => Some(Warm::NextTile),
+                // The tiles go to t, which stays in cache.
+                (true, false) => None,
             };
             let wg = &self.w[grp * p.cbn * per_block..];
             for b0 in (0..p.cbn).step_by(p.pass) {
@@ -323,30 +332,30 @@ impl Call<'_> {
         row: usize,
         out_row: *mut f32,
         acc: bool,
-        out: Option<Prefetch>,
+        warm: Option<Warm>,
     ) {
         let (p, g) = (self.plan, self.g);
         let max = p.kern.max_pixels();
         let xr = row * g.stride[0] * p.wp * p.cblk;
-        let nhwc_warm = self.nhwc && out.is_some();
         let (mut ow, mut warmed) = (0, 0);
         while ow < g.ow {
             let np = tile_width(g.ow - ow, max);
-            if let Some(o) = out.as_ref().filter(|_| !self.nhwc) {
-                // One line (16 pixels) of every channel at a time.
-                while warmed < ow + np {
-                    for k in 0..o.kg {
-                        prefetch(o.y.wrapping_add(k * o.ohw + warmed));
+            match warm {
+                Some(Warm::Planes { y, ohw, kg }) => {
+                    while warmed < ow + np {
+                        for k in 0..kg {
+                            prefetch(y.wrapping_add(k * ohw + warmed));
+                        }
+                        warmed += 16;
                     }
-                    warmed += 16;
                 }
-            }
-            if nhwc_warm {
-                // The next tile's outputs, contiguous in channels-last.
-                let next = out_row.wrapping_add((ow + np) * a.out_pix);
-                for line in (0..np * a.out_pix).step_by(16) {
-                    prefetch(next.wrapping_add(line));
+                Some(Warm::NextTile) => {
+                    let next = out_row.wrapping_add((ow + np) * a.out_pix);
+                    for line in (0..np * a.out_pix).step_by(16) {
+                        prefetch(next.wrapping_add(line));
+                    }
                 }
+                None => {}
             }
             // SAFETY: pixels ow..ow+np of the row: the band holds their
             // receptive fields and out_row their outputs (caller).
