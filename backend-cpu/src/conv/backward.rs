@@ -3,12 +3,13 @@
 
 use rayon::prelude::*;
 
+use super::blocked::{self, as_f32, as_f32_mut};
+use super::blocked_filter;
 use super::depthwise;
-use super::forward::{blocked_plan, transpose_into};
+use super::forward::transpose_into;
 use super::geom::{plane_stride, Geom};
 use super::im2col::{col2im, im2col, Image};
 use super::COL_BYTES;
-use super::{blocked, blocked_filter};
 use crate::gemm::{
     gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads,
     PAR_MIN_WORK,
@@ -35,21 +36,21 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(
 ) {
     // SAFETY: inputs are not written during the op.
     let wc = unsafe { w.contiguous() };
-    if let Some(t) = transposed(g) {
-        if let Some(plan) = blocked_plan::<T>(dy, &t) {
-            // SAFETY: `blocked_plan` serves f32 only, so the buffers are
-            // f32; dx is the contiguous output of `t`.
-            unsafe {
-                let wc = std::slice::from_raw_parts(wc.as_ptr().cast::<f32>(), wc.len());
-                let dyi = Image {
-                    ptr: dy.ptr.cast::<f32>(),
-                    st: Image::of(dy).st,
-                };
-                let wf = flipped(wc, g);
-                blocked::forward(&plan, dyi, (&wf, None), dx.ptr.cast::<f32>(), false, &t);
-            }
-            return;
+    if let Some((t, plan)) = transposed(g).and_then(|t| Some((t, blocked::plan::<T>(dy, &t)?))) {
+        // SAFETY: a plan exists only for f32, so the buffers are f32; dx is
+        // the contiguous output of `t`.
+        unsafe {
+            let wf = flipped(as_f32(&wc), g);
+            blocked::forward(
+                &plan,
+                Image::of(dy).cast(),
+                (&wf, None),
+                dx.ptr.cast(),
+                false,
+                &t,
+            );
         }
+        return;
     }
     let dxi = Image::dense(dx.ptr, g.c, g.h, g.w);
     // SAFETY: dx is contiguous with n c h w elements, exclusively ours.
@@ -139,19 +140,13 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     // than threads the GEMM below (split inside) keeps every thread busy.
     let nt = threads::num_threads();
     let images_fill = nt == 1 || g.n >= nt || g.work() < PAR_MIN_WORK;
-    let plan = blocked_plan::<T>(x, g).filter(|_| images_fill && blocked_filter::serves(g));
+    let plan = blocked::plan::<T>(x, g).filter(|_| images_fill && blocked_filter::serves(g));
     if let Some(plan) = plan {
-        let cast = |v: &View<T>| Image {
-            ptr: v.ptr.cast::<f32>(),
-            st: Image::of(v).st,
-        };
-        // SAFETY: `blocked_plan` serves f32 only, so the buffers are f32;
-        // the rest is the caller's.
-        unsafe {
-            let dw = std::slice::from_raw_parts_mut(dw.as_mut_ptr().cast::<f32>(), dw.len());
-            let chunks = batch_split(g).unwrap_or(1);
-            blocked_filter::backward_filter(&plan, (cast(x), cast(dy)), dw, g, chunks);
-        }
+        let xy = (Image::of(x).cast(), Image::of(dy).cast());
+        let chunks = batch_split(g).unwrap_or(1);
+        // SAFETY: a plan exists only for f32, so the buffers are f32; the
+        // rest is the caller's.
+        unsafe { blocked_filter::backward_filter(&plan, xy, as_f32_mut(dw), g, chunks) };
         return;
     }
     let mut keep = Vec::new();

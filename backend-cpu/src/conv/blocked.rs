@@ -16,10 +16,13 @@
 //! `R - stride` rows of overlap), against `R S` times per pixel for
 //! `im2col`.
 
+use std::any::TypeId;
+
 use super::geom::Geom;
 use super::im2col::Image;
-use super::kernels::{ConvKernels, TileArgs};
-use crate::gemm::{with_scratch_pair, PAR_MIN_WORK};
+use super::kernels::{self, ConvKernels, TileArgs};
+use crate::gemm::{with_scratch_pair, GemmScalar, PAR_MIN_WORK};
+use crate::strided::View;
 use crate::threads;
 
 /// Bytes of packed weights the kernels stream per pass over the input
@@ -79,6 +82,37 @@ impl Plan {
     pub(super) fn band_rows(&self, g: &Geom, rows: usize) -> usize {
         (rows - 1) * g.stride[0] + (g.r - 1) * g.dil[0] + 1
     }
+}
+
+/// The plan for convolving `x` with geometry `g` on this path, where it
+/// serves: `T` is f32 (so a plan's existence proves it), the tier has
+/// blocked kernels, and it is not a pointwise convolution that multiplies
+/// the input planes in place.
+pub(super) fn plan<T: GemmScalar>(x: &View<T>, g: &Geom) -> Option<Plan> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() || g.direct_stride(&Image::of(x).st).is_some() {
+        return None;
+    }
+    kernels::table().and_then(|k| Plan::new(g, k))
+}
+
+/// `s` read as f32.
+///
+/// # Safety
+/// `T` is f32 (as a [`plan`] for it shows).
+pub(super) unsafe fn as_f32<T: 'static>(s: &[T]) -> &[f32] {
+    debug_assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+    // SAFETY: the same type, per the caller.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+}
+
+/// [`as_f32`] for a writable slice.
+///
+/// # Safety
+/// As [`as_f32`].
+pub(super) unsafe fn as_f32_mut<T: 'static>(s: &mut [T]) -> &mut [f32] {
+    debug_assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+    // SAFETY: the same type, per the caller.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
 }
 
 /// Pixels of the next tile with `left` pixels of a row to go and tiles of

@@ -11,11 +11,11 @@
 
 use rayon::prelude::*;
 
+use super::blocked::{self, as_f32};
 use super::depthwise;
 use super::geom::Geom;
 use super::im2col::{im2col, Image};
 use super::COL_BYTES;
-use super::{blocked, kernels};
 use crate::element::Float;
 use crate::gemm::{
     gemm, uses_crate, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads,
@@ -53,19 +53,12 @@ pub(super) unsafe fn forward<T: GemmScalar>(
     // SAFETY: inputs are not written during the op.
     let (wc, bias) = unsafe { (w.contiguous(), bias.map(|b| b.to_vec())) };
     let nhwc = !y.is_contiguous();
-    if let Some(plan) = blocked_plan::<T>(x, g) {
-        // SAFETY: `blocked_plan` serves f32 only, so the buffers are f32;
-        // the rest is the caller's.
+    if let Some(plan) = blocked::plan::<T>(x, g) {
+        // SAFETY: a plan exists only for f32, so the buffers are f32; the
+        // rest is the caller's.
         unsafe {
-            let xi = Image {
-                ptr: x.ptr.cast::<f32>(),
-                st: Image::of(x).st,
-            };
-            let w = std::slice::from_raw_parts(wc.as_ptr().cast::<f32>(), wc.len());
-            let b = bias
-                .as_deref()
-                .map(|b| std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()));
-            blocked::forward(&plan, xi, (w, b), y.ptr.cast::<f32>(), nhwc, g);
+            let wb = (as_f32(&wc), bias.as_deref().map(|b| as_f32(b)));
+            blocked::forward(&plan, Image::of(x).cast(), wb, y.ptr.cast(), nhwc, g);
         }
         return;
     }
@@ -136,18 +129,6 @@ unsafe fn forward_nchw<T: GemmScalar>(
     } else {
         (0..g.n).for_each(|n| run(n, Threads::Auto));
     }
-}
-
-/// The channel-blocked direct path's plan, where it serves: f32 on a tier
-/// with its kernels, and not a pointwise convolution that multiplies the
-/// input planes in place.
-pub(super) fn blocked_plan<T: GemmScalar>(x: &View<T>, g: &Geom) -> Option<blocked::Plan> {
-    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
-        || g.direct_stride(&Image::of(x).st).is_some()
-    {
-        return None;
-    }
-    kernels::table().and_then(|k| blocked::Plan::new(g, k))
 }
 
 impl<T: GemmScalar> Fwd<'_, T> {

@@ -38,6 +38,15 @@ impl<T> Image<T> {
         }
     }
 
+    /// The same window read as elements of type `U` (for a `T` that is
+    /// `U`, as the f32-only paths check before they read it).
+    pub fn cast<U>(&self) -> Image<U> {
+        Image {
+            ptr: self.ptr.cast::<U>(),
+            st: self.st,
+        }
+    }
+
     /// Address of `(n, c, h, 0)`.
     ///
     /// # Safety
