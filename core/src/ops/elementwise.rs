@@ -94,12 +94,9 @@ fn binary(op: OpId, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         a.broadcast_untracked(&shape)?,
         b.broadcast_untracked(&shape)?,
     );
-    // Channels-last operands of the output's shape keep the format.
-    let cl = [a, b]
-        .iter()
-        .filter(|t| t.shape() == shape.as_slice())
-        .all(|t| t.is_channels_last())
-        && (a.shape() == shape.as_slice() || b.shape() == shape.as_slice());
+    // The output is channels-last when every operand of its full shape is.
+    let full: Vec<&Tensor> = [a, b].into_iter().filter(|t| t.shape() == shape).collect();
+    let cl = !full.is_empty() && full.iter().all(|t| t.is_channels_last());
     let out = Tensor::alloc_format(&shape, out_dtype, a.device(), cl)?;
     run(op, Params::None, &[&ab, &bb], &[&out])?;
     if op.is_comparison() {
