@@ -78,6 +78,12 @@ impl Plan {
         })
     }
 
+    /// Elements of the blocked input band of a full item (see
+    /// [`copy_band`]).
+    pub(super) fn band_len(&self, g: &Geom) -> usize {
+        self.cbn * self.band_rows(g, self.rows) * self.wp * self.cblk
+    }
+
     /// Input rows a band of `rows` output rows reads.
     pub(super) fn band_rows(&self, g: &Geom, rows: usize) -> usize {
         (rows - 1) * g.stride[0] + (g.r - 1) * g.dil[0] + 1
@@ -210,7 +216,7 @@ pub(super) unsafe fn forward(
     };
     let bands = g.oh.div_ceil(plan.rows);
     let items = g.n * bands;
-    let band_len = plan.cbn * plan.band_rows(g, plan.rows) * plan.wp * plan.cblk;
+    let band_len = plan.band_len(g);
     let t_len = plan.rows * g.ow * plan.ocg;
     let run = |i: usize| {
         with_scratch_pair::<f32, _>(band_len, t_len, |band, t| {

@@ -75,7 +75,7 @@ unsafe fn image(
     g: &Geom,
 ) {
     let kp = plan.groups * plan.ocg;
-    let band_len = plan.cbn * plan.band_rows(g, plan.rows) * plan.wp * plan.cblk;
+    let band_len = plan.band_len(g);
     with_scratch_pair::<f32, _>(band_len, plan.rows * g.ow * kp, |xb, dt| {
         for oh0 in (0..g.oh).step_by(plan.rows) {
             let rows = plan.rows.min(g.oh - oh0);
