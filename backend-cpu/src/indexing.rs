@@ -168,7 +168,7 @@ unsafe fn select<T: Element>(call: &OpCall<'_>) -> Result<()> {
             });
         }
     };
-    if o.len() >= threads::PAR_THRESHOLD {
+    if threads::split(o.len()) {
         let min_len = (4096 / inner).max(1);
         threads::install(|| {
             o.par_chunks_mut(inner)
@@ -247,7 +247,7 @@ unsafe fn add<T: Accumulate>(call: &OpCall<'_>) -> Result<()> {
             }
         }
     };
-    if s.len() >= threads::PAR_THRESHOLD && o.len() > block {
+    if threads::split(s.len()) && o.len() > block {
         threads::install(|| {
             o.par_chunks_mut(block)
                 .enumerate()

@@ -117,7 +117,7 @@ unsafe fn run<T: LossElem>(call: &OpCall<'_>, ignore: i64) -> Result<()> {
             "{op}: label {l} of sample {i} is outside [0, {c}) and is not ignore_index {ignore}"
         )));
     }
-    let big = n * c >= threads::PAR_THRESHOLD;
+    let big = threads::split(n * c);
     if op == OpId::CrossEntropy {
         // SAFETY: as above.
         let out = unsafe { out_view::<T>(op, "loss", &call.outputs[0], &[n]) }?;

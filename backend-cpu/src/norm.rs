@@ -229,7 +229,7 @@ unsafe fn layer_norm<T: NormElem>(call: &OpCall<'_>, p: &NormParams) -> Result<(
         T::affine(xr, &g, &b, yr, (mu, inv), stream);
         (*m, *r) = (T::from_f64(mu), T::from_f64(inv));
     };
-    if rows * d >= threads::PAR_THRESHOLD {
+    if threads::split(rows * d) {
         threads::install(|| {
             ys.par_chunks_mut(d)
                 .zip(ms.par_iter_mut())
@@ -316,7 +316,7 @@ unsafe fn layer_norm_bwd<T: NormElem>(call: &OpCall<'_>, p: &NormParams) -> Resu
         }
         (pg, pb)
     };
-    let parts: Vec<(Vec<f64>, Vec<f64>)> = if rows * d >= threads::PAR_THRESHOLD {
+    let parts: Vec<(Vec<f64>, Vec<f64>)> = if threads::split(rows * d) {
         threads::install(|| dxs.par_chunks_mut(per * d).enumerate().map(piece).collect())
     } else {
         dxs.chunks_mut(per * d).enumerate().map(piece).collect()

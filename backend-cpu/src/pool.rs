@@ -251,7 +251,7 @@ impl Geom {
         let work = [self.c, self.oh, self.ow, self.kernel[0], self.kernel[1]]
             .iter()
             .fold(self.n, |acc, &d| acc.saturating_mul(d));
-        threads::num_threads() > 1 && work >= threads::PAR_THRESHOLD
+        threads::split(work)
     }
 }
 

@@ -521,7 +521,7 @@ unsafe fn argmax<T: Element>(r: &Reduction<'_>) -> Result<()> {
             }
         }
     };
-    if x.numel() >= crate::threads::PAR_THRESHOLD {
+    if crate::threads::split(x.numel()) {
         use rayon::prelude::*;
         crate::threads::install(|| {
             o.par_chunks_mut(inner)

@@ -147,7 +147,7 @@ unsafe fn run<T: SoftmaxElem>(call: &OpCall<'_>, kind: Kind) -> Result<()> {
             cols(kind, src, g, dst, n, inner)
         }
     };
-    if o.len() >= threads::PAR_THRESHOLD && o.len() > block {
+    if threads::split(o.len()) && o.len() > block {
         let min_len = (4096 / block).max(1);
         threads::install(|| {
             o.par_chunks_mut(block)

@@ -39,11 +39,23 @@ pub fn pool() -> &'static rayon::ThreadPool {
 /// (waking idle workers costs 75-150 us on the reference machine).
 pub const PAR_THRESHOLD: usize = 1 << 17;
 
-/// Runs `f` inside the pool (where `rayon::join`/`par_iter` use its
-/// threads); runs it directly when already inside it or with one thread.
+/// Whether an op over `elements` elements goes to the pool: more than one
+/// thread, and at least [`PAR_THRESHOLD`] elements. Callers test this
+/// before [`install`], so a one-thread pool never pays a hand-off.
+pub fn split(elements: usize) -> bool {
+    elements >= PAR_THRESHOLD && num_threads() > 1
+}
+
+/// Runs `f` inside the pool, where `rayon::join` and `par_iter` use its
+/// threads; runs it directly when the caller is already one of them.
+///
+/// Even with one thread `f` runs on the pool: run here instead, its
+/// parallel iterators would go to rayon's global pool (sized by the core
+/// count), and `SUNRISE_NUM_THREADS=1` would not hold. Callers avoid that
+/// hand-off by testing [`split`] first.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let p = pool();
-    if p.current_num_threads() == 1 || rayon::current_thread_index().is_some() {
+    if p.current_thread_index().is_some() {
         f()
     } else {
         p.install(f)
@@ -67,7 +79,7 @@ pub fn for_each_index(count: usize, f: impl Fn(usize) + Sync) {
         (0..count).for_each(f);
         return;
     }
-    if rayon::current_thread_index().is_some() {
+    if p.current_thread_index().is_some() {
         (0..count).into_par_iter().for_each(&f);
         return;
     }

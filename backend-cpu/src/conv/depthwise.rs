@@ -14,7 +14,7 @@ fn parallel(g: &Geom) -> bool {
     let work = [g.c, g.oh, g.ow, g.r, g.s]
         .iter()
         .fold(g.n, |acc, &d| acc.saturating_mul(d));
-    threads::num_threads() > 1 && work >= threads::PAR_THRESHOLD
+    threads::split(work)
 }
 
 /// Runs `job` on every `chunk`-long piece of `out`, with its index, on the

@@ -33,7 +33,7 @@ fn map_blocks<T: NormElem, R: Send>(
     s: usize,
     f: impl Fn(usize, &[T]) -> R + Sync,
 ) -> Vec<R> {
-    if xs.len() >= threads::PAR_THRESHOLD {
+    if threads::split(xs.len()) {
         threads::install(|| xs.par_chunks(s).enumerate().map(|(b, x)| f(b, x)).collect())
     } else {
         xs.chunks(s).enumerate().map(|(b, x)| f(b, x)).collect()
@@ -42,7 +42,7 @@ fn map_blocks<T: NormElem, R: Send>(
 
 /// `f(block index, output block)` for every `s`-element block of `ys`.
 fn write_blocks<T: NormElem>(ys: &mut [T], s: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    if ys.len() >= threads::PAR_THRESHOLD {
+    if threads::split(ys.len()) {
         threads::install(|| ys.par_chunks_mut(s).enumerate().for_each(|(b, y)| f(b, y)));
     } else {
         ys.chunks_mut(s).enumerate().for_each(|(b, y)| f(b, y));

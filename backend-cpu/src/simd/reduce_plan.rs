@@ -201,7 +201,7 @@ impl Plan {
         out: &View<F::T>,
         count: usize,
     ) {
-        let par = x.numel() >= threads::PAR_THRESHOLD && threads::num_threads() > 1;
+        let par = threads::split(x.numel());
         // SAFETY: forwarded from the caller.
         unsafe {
             if self.inner_reduced {
