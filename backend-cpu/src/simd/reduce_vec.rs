@@ -87,13 +87,9 @@ pub(crate) trait F32x: Copy {
     unsafe fn round(v: Self::V) -> Self::V;
     /// `y * 2^n` for integral `n` in `[-250, 250]`.
     unsafe fn scale2(y: Self::V, n: Self::V) -> Self::V;
-    /// `y * 2^n` for integral `n` in `[-126, 127]`: one multiply by the
-    /// exact power, so the same result as [`F32x::scale2`] there.
-    #[inline(always)]
-    unsafe fn scale2_normal(y: Self::V, n: Self::V) -> Self::V {
-        // SAFETY: per the caller.
-        unsafe { Self::scale2(y, n) }
-    }
+    /// The f32 whose bits are `v`'s shifted left by 23 (the exponent field
+    /// of an f32 from the low bits of `v`'s mantissa).
+    unsafe fn shl23(v: Self::V) -> Self::V;
     /// All f64 lanes zero.
     unsafe fn dzero() -> Self::D;
     /// `(a + low half of v, b + high half of v)`, widened to f64.
@@ -292,8 +288,8 @@ mod x86 {
         }
         #[inline]
         #[target_feature(enable = "sse2")]
-        unsafe fn scale2_normal(y: __m128, n: __m128) -> __m128 {
-            _mm_mul_ps(y, sse_pow2i(_mm_cvtps_epi32(n)))
+        unsafe fn shl23(v: __m128) -> __m128 {
+            _mm_castsi128_ps(_mm_slli_epi32::<23>(_mm_castps_si128(v)))
         }
         #[inline]
         #[target_feature(enable = "sse2")]
@@ -479,8 +475,8 @@ mod x86 {
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn scale2_normal(y: __m256, n: __m256) -> __m256 {
-            _mm256_mul_ps(y, avx2_pow2i(_mm256_cvtps_epi32(n)))
+        unsafe fn shl23(v: __m256) -> __m256 {
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(v)))
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
@@ -644,6 +640,11 @@ mod x86 {
         #[target_feature(enable = "avx512f")]
         unsafe fn scale2(y: __m512, n: __m512) -> __m512 {
             _mm512_scalef_ps(y, n)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn shl23(v: __m512) -> __m512 {
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(v)))
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
