@@ -49,16 +49,13 @@ pub(crate) enum Kind {
 pub(crate) trait SoftmaxElem: Float {
     /// One contiguous row: `x` (forward input or `y`), `g` (`dy` for the
     /// backward kinds), output `out`; all the same length.
-    /// `stream`: `out` belongs to an output too large to stay cached (a
-    /// hint; the same values either way).
-    fn row(kind: Kind, x: &[Self], g: Option<&[Self]>, out: &mut [Self], stream: bool);
+    fn row(kind: Kind, x: &[Self], g: Option<&[Self]>, out: &mut [Self]);
 }
 
 impl SoftmaxElem for f32 {
-    fn row(kind: Kind, x: &[f32], g: Option<&[f32]>, out: &mut [f32], stream: bool) {
+    fn row(kind: Kind, x: &[f32], g: Option<&[f32]>, out: &mut [f32]) {
         let k = kernels::table();
         match (kind, g) {
-            (Kind::Softmax, _) if stream => k.softmax_stream(x, out),
             (Kind::Softmax, _) => k.softmax(x, out),
             (Kind::LogSoftmax, _) => k.log_softmax(x, out),
             (Kind::SoftmaxBwd, Some(g)) => k.softmax_bwd(x, g, out),
@@ -69,7 +66,7 @@ impl SoftmaxElem for f32 {
 }
 
 impl SoftmaxElem for f64 {
-    fn row(kind: Kind, x: &[f64], g: Option<&[f64]>, out: &mut [f64], _: bool) {
+    fn row(kind: Kind, x: &[f64], g: Option<&[f64]>, out: &mut [f64]) {
         cols(kind, x, g, out, x.len(), 1)
     }
 }
@@ -137,12 +134,11 @@ unsafe fn run<T: SoftmaxElem>(call: &OpCall<'_>, kind: Kind) -> Result<()> {
     // only this call touches it.
     let o = unsafe { out.as_mut_slice() }.expect("checked contiguous");
     let block = n * inner;
-    let stream = std::mem::size_of_val(&*o) >= crate::elementwise::stream_threshold();
     let one = |b: usize, dst: &mut [T]| {
         let src = &xs[b * block..(b + 1) * block];
         let g = gs.as_ref().map(|g| &g[b * block..(b + 1) * block]);
         if inner == 1 {
-            T::row(kind, src, g, dst, stream)
+            T::row(kind, src, g, dst)
         } else {
             cols(kind, src, g, dst, n, inner)
         }

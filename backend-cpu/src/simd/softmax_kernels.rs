@@ -300,77 +300,6 @@ pub(crate) unsafe fn softmax_row<S: F32x>(x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Rows up to this length go through [`softmax_row_nt`]'s scratch row.
-const SCRATCH: usize = 4096;
-
-thread_local! {
-    /// [`softmax_row_nt`]'s cache-resident row of `e^(x - max)`.
-    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// [`softmax_row`] writing `y` with streaming stores: `e^(x - max)` goes to
-/// a cache-resident scratch row, then `y = scratch / sum` streams out (no
-/// read-for-ownership of `y`). Same values; rows longer than [`SCRATCH`]
-/// run [`softmax_row`].
-///
-/// # Safety
-/// The CPU supports `S`.
-#[inline(always)]
-pub(crate) unsafe fn softmax_row_nt<S: F32x>(x: &[f32], y: &mut [f32]) {
-    let n = x.len().min(y.len());
-    if n > SCRATCH {
-        // SAFETY: the CPU supports `S` (caller).
-        return unsafe { softmax_row::<S>(x, y) };
-    }
-    let (x, y) = (&x[..n], &mut y[..n]);
-    // Taken out rather than borrowed in a closure: a closure would not
-    // inherit the caller's target features and its lane ops would not inline.
-    let mut buf = ROW.take();
-    buf.resize(SCRATCH, 0.0);
-    let e = &mut buf[..n];
-    // SAFETY: the CPU supports `S` (caller); lengths match.
-    unsafe {
-        let m = row_max_loose::<S>(x);
-        let inv = S::splat((1.0 / exp_sum::<S>(x, Some(&mut *e), m)) as f32);
-        scale_stream::<S>(e, y, inv);
-    }
-    ROW.set(buf);
-}
-
-/// `y = e * s` lane-wise with streaming stores (after a head that aligns
-/// `y` to a vector), fenced; `y` as long as `e`.
-///
-/// # Safety
-/// The CPU supports `S`.
-#[inline(always)]
-unsafe fn scale_stream<S: F32x>(e: &[f32], y: &mut [f32], s: S::V) {
-    let (l, n, ep, yp) = (S::LANES, e.len().min(y.len()), e.as_ptr(), y.as_mut_ptr());
-    let align = 4 * l;
-    let mis = yp as usize % align;
-    let head = if mis == 0 {
-        0
-    } else {
-        ((align - mis) / 4).min(n)
-    };
-    // SAFETY: the head and tail move fewer than `l` elements; full pieces
-    // need `i + l <= n` and start `4 * l`-byte aligned after the head.
-    unsafe {
-        if head > 0 {
-            store_tail::<S>(yp, head, S::mul(load_tail::<S>(ep, head, 0.0), s));
-        }
-        let mut i = head;
-        while i + l <= n {
-            S::stream(yp.add(i), S::mul(S::load(ep.add(i)), s));
-            i += l;
-        }
-        if i < n {
-            let v = S::mul(load_tail::<S>(ep.add(i), n - i, 0.0), s);
-            store_tail::<S>(yp.add(i), n - i, v);
-        }
-        S::stream_fence();
-    }
-}
-
 /// `y *= s` lane-wise, in place.
 ///
 /// # Safety
@@ -548,7 +477,6 @@ mod x86 {
         sse2_exp_f32 = exp_row::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_exp_nonpos_f32 = exp_nonpos_row::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_softmax_row_f32 = softmax_row::<Sse2> [x: &[f32], y: &mut [f32]];
-        sse2_softmax_row_nt_f32 = softmax_row_nt::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_log_softmax_row_f32 = log_softmax_row::<Sse2> [x: &[f32], y: &mut [f32]];
         sse2_log_sum_exp_f32 = log_sum_exp::<Sse2> [x: &[f32]] -> f32;
         sse2_softmax_bwd_row_f32 = softmax_bwd_row::<Sse2> [y: &[f32], dy: &[f32], dx: &mut [f32]];
@@ -558,7 +486,6 @@ mod x86 {
         avx2_exp_f32 = exp_row::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_exp_nonpos_f32 = exp_nonpos_row::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_softmax_row_f32 = softmax_row::<Avx2> [x: &[f32], y: &mut [f32]];
-        avx2_softmax_row_nt_f32 = softmax_row_nt::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_log_softmax_row_f32 = log_softmax_row::<Avx2> [x: &[f32], y: &mut [f32]];
         avx2_log_sum_exp_f32 = log_sum_exp::<Avx2> [x: &[f32]] -> f32;
         avx2_softmax_bwd_row_f32 = softmax_bwd_row::<Avx2> [y: &[f32], dy: &[f32], dx: &mut [f32]];
@@ -568,7 +495,6 @@ mod x86 {
         avx512_exp_f32 = exp_row::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_exp_nonpos_f32 = exp_nonpos_row::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_softmax_row_f32 = softmax_row::<Avx512> [x: &[f32], y: &mut [f32]];
-        avx512_softmax_row_nt_f32 = softmax_row_nt::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_log_softmax_row_f32 = log_softmax_row::<Avx512> [x: &[f32], y: &mut [f32]];
         avx512_log_sum_exp_f32 = log_sum_exp::<Avx512> [x: &[f32]] -> f32;
         avx512_softmax_bwd_row_f32 = softmax_bwd_row::<Avx512> [y: &[f32], dy: &[f32], dx: &mut [f32]];
@@ -589,7 +515,6 @@ pub(crate) struct SoftmaxKernels {
     exp: Map,
     exp_nonpos: Map,
     softmax: Map,
-    softmax_nt: Map,
     log_softmax: Map,
     log_sum_exp: unsafe fn(&[f32]) -> f32,
     softmax_bwd: Bwd,
@@ -604,7 +529,6 @@ impl SoftmaxKernels {
             exp: exp_f32,
             exp_nonpos: exp_f32,
             softmax: softmax_row_f32,
-            softmax_nt: softmax_row_f32,
             log_softmax: log_softmax_row_f32,
             log_sum_exp: log_sum_exp_f32,
             softmax_bwd: softmax_bwd_row_f32,
@@ -636,13 +560,6 @@ impl SoftmaxKernels {
     pub(crate) fn softmax(&self, x: &[f32], y: &mut [f32]) {
         // SAFETY: as `exp`.
         unsafe { (self.softmax)(x, y) }
-    }
-
-    /// [`SoftmaxKernels::softmax`] writing `y` with streaming stores (for
-    /// outputs too large to stay cached); the same values.
-    pub(crate) fn softmax_stream(&self, x: &[f32], y: &mut [f32]) {
-        // SAFETY: as `exp`.
-        unsafe { (self.softmax_nt)(x, y) }
     }
 
     /// `y = log_softmax(x)`; `y` as long as `x`.
@@ -682,7 +599,6 @@ pub(crate) fn table_for(isa: Isa) -> Option<SoftmaxKernels> {
     {
         use x86::*;
         if matches!(isa, Isa::Sse2 | Isa::Avx2 | Isa::Avx512) {
-            t.softmax_nt = sse2_softmax_row_nt_f32;
             t.exp_nonpos = sse2_exp_nonpos_f32;
             (t.exp, t.softmax, t.log_softmax) =
                 (sse2_exp_f32, sse2_softmax_row_f32, sse2_log_softmax_row_f32);
@@ -691,7 +607,6 @@ pub(crate) fn table_for(isa: Isa) -> Option<SoftmaxKernels> {
                 (sse2_softmax_bwd_row_f32, sse2_log_softmax_bwd_row_f32);
         }
         if matches!(isa, Isa::Avx2 | Isa::Avx512) {
-            t.softmax_nt = avx2_softmax_row_nt_f32;
             t.exp_nonpos = avx2_exp_nonpos_f32;
             (t.exp, t.softmax, t.log_softmax) =
                 (avx2_exp_f32, avx2_softmax_row_f32, avx2_log_softmax_row_f32);
@@ -700,7 +615,6 @@ pub(crate) fn table_for(isa: Isa) -> Option<SoftmaxKernels> {
                 (avx2_softmax_bwd_row_f32, avx2_log_softmax_bwd_row_f32);
         }
         if isa == Isa::Avx512 {
-            t.softmax_nt = avx512_softmax_row_nt_f32;
             t.exp_nonpos = avx512_exp_nonpos_f32;
             (t.exp, t.softmax, t.log_softmax) = (
                 avx512_exp_f32,
@@ -852,12 +766,6 @@ mod tests {
                 t.softmax(&x, &mut a);
                 p.softmax(&x, &mut b);
                 assert!(close(&a, &b, 1e-6), "softmax {tag}");
-                for off in 0..n.min(17) {
-                    let mut e = vec![0f32; n];
-                    t.softmax_stream(&x[off..], &mut e[off..]);
-                    t.softmax(&x[off..], &mut a[off..]);
-                    assert_eq!(a[off..], e[off..], "softmax_stream {tag} off={off}");
-                }
                 t.softmax(&x, &mut a);
                 let (mut c, mut d) = (vec![0f32; n], vec![0f32; n]);
                 t.log_softmax(&x, &mut c);
