@@ -15,6 +15,7 @@
 mod driver;
 mod kernels;
 mod matmul;
+mod rows;
 #[cfg(test)]
 mod tests;
 

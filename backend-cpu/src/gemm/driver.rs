@@ -80,6 +80,10 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
         kern.isa
     );
     let nthreads = if parallel { threads::num_threads() } else { 1 };
+    if super::rows::serves(kern, call) {
+        // SAFETY: forwarded.
+        return unsafe { super::rows::rows_gemm(kern, call, nthreads) };
+    }
     let kc = split_depth(kern.kc, call.k);
     let kern = &GemmKernel {
         kc,
@@ -134,7 +138,7 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
 /// remainder: every block costs a pass over `C`, and a thin one does little
 /// work for it (25088x576x64 at AVX2 ran at 0.67x OpenBLAS with 256+256+64,
 /// 1.06x with one block of 576).
-fn split_depth(max: usize, k: usize) -> usize {
+pub(super) fn split_depth(max: usize, k: usize) -> usize {
     let blocks = k.div_ceil(max.max(1)).max(1);
     k.div_ceil(blocks).next_multiple_of(8)
 }
@@ -258,7 +262,7 @@ unsafe fn run_unit<T: Float>(
 ///
 /// # Safety
 /// As [`run_unit`]; `(i, j)` lies inside `C`, and so do `h` rows from `i`.
-unsafe fn tile<T: Float>(
+pub(super) unsafe fn tile<T: Float>(
     kern: &GemmKernel<T>,
     call: &GemmCall<T>,
     (apanel, bpanel): (&[T], &[T]),
@@ -288,7 +292,7 @@ unsafe fn tile<T: Float>(
 ///
 /// # Safety
 /// The `h x w` block at `c` (row stride `ldc`) is writable.
-unsafe fn merge_edge<T: Float>(
+pub(super) unsafe fn merge_edge<T: Float>(
     t: &[T],
     nr: usize,
     c: *mut T,
@@ -357,7 +361,7 @@ unsafe fn pack_slab<T: Float>(
 ///
 /// # Safety
 /// Rows `i0..i0+h`, columns `p0..p0+kb` of `A` are readable.
-unsafe fn pack_a_panel<T: Float>(
+pub(super) unsafe fn pack_a_panel<T: Float>(
     a: MatRef<T>,
     i0: usize,
     h: usize,
@@ -406,7 +410,7 @@ unsafe fn pack_a_panel<T: Float>(
 ///
 /// # Safety
 /// That block of `B` is readable; `dst` holds `ceil(width/nr) nr kb` elements.
-unsafe fn pack_b<T: Float>(
+pub(super) unsafe fn pack_b<T: Float>(
     b: MatRef<T>,
     p0: usize,
     kb: usize,
@@ -460,21 +464,21 @@ fn f32_pair<T: Float>(src: *const T, dst: &mut [T]) -> Option<(*const f32, *mut 
 }
 
 /// A heap buffer whose slice starts on a 64-byte boundary.
-struct AlignedVec<T> {
+pub(super) struct AlignedVec<T> {
     buf: Vec<T>,
     off: usize,
     len: usize,
 }
 
 impl<T: Float> AlignedVec<T> {
-    fn new(len: usize) -> Self {
+    pub(super) fn new(len: usize) -> Self {
         let pad = 64 / std::mem::size_of::<T>();
         let buf = vec![T::ZERO; len + pad];
         let off = buf.as_ptr().align_offset(64).min(pad);
         AlignedVec { buf, off, len }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [T] {
+    pub(super) fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.buf[self.off..self.off + self.len]
     }
 }

@@ -25,6 +25,21 @@ use crate::isa::{self, Isa};
 pub(crate) type MicroKernelFn<T> =
     unsafe fn(k: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, alpha: T, beta: T);
 
+/// A micro-kernel reading `A` in place instead of from a packed panel:
+/// element `(i, p)` of the tile's rows at `a + i lda + p` (row-major, as
+/// the caller's `A`). The rest as [`MicroKernelFn`], which it equals on
+/// the same values; `A`'s `MR` rows of `k` elements must be readable.
+pub(crate) type RowsKernelFn<T> = unsafe fn(
+    k: usize,
+    a: *const T,
+    lda: usize,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    alpha: T,
+    beta: T,
+);
+
 /// A micro-kernel with its tile and cache blocking.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GemmKernel<T> {
@@ -42,6 +57,8 @@ pub(crate) struct GemmKernel<T> {
     pub nc: usize,
     /// The kernel.
     pub run: MicroKernelFn<T>,
+    /// The same kernel on row-major `A` in place.
+    pub run_rows: RowsKernelFn<T>,
 }
 
 /// The micro-kernel for each dtype.
@@ -68,6 +85,7 @@ pub(crate) fn table_for(isa: Isa) -> KernelTable {
             kc: 256,
             nc: 512,
             run: portable_kernel::<f32, 4, 8>,
+            run_rows: portable_rows_kernel::<f32, 4, 8>,
         },
         f64: GemmKernel {
             name: "portable_gemm_f64_4x4",
@@ -77,6 +95,7 @@ pub(crate) fn table_for(isa: Isa) -> KernelTable {
             kc: 256,
             nc: 256,
             run: portable_kernel::<f64, 4, 4>,
+            run_rows: portable_rows_kernel::<f64, 4, 4>,
         },
     };
     let usable = isa::capped(isa::detect().0, Some(isa));
@@ -117,16 +136,53 @@ unsafe fn portable_kernel<T: Float, const MR: usize, const NR: usize>(
     alpha: T,
     beta: T,
 ) {
-    // SAFETY: the panels hold k MR and k NR elements, per the contract.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, k * MR),
-            std::slice::from_raw_parts(b, k * NR),
-        )
-    };
+    // SAFETY: forwarded; the packed panel is `A` with strides (1, MR).
+    unsafe { portable_strided::<T, MR, NR>(k, (a, 1, MR), b, c, ldc, alpha, beta) }
+}
+
+/// [`portable_kernel`] on row-major `A` in place.
+///
+/// # Safety
+/// As [`RowsKernelFn`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the RowsKernelFn contract: a micro-kernel's scalar operands"
+)]
+unsafe fn portable_rows_kernel<T: Float, const MR: usize, const NR: usize>(
+    k: usize,
+    a: *const T,
+    lda: usize,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    alpha: T,
+    beta: T,
+) {
+    // SAFETY: forwarded; row-major `A` has strides (lda, 1).
+    unsafe { portable_strided::<T, MR, NR>(k, (a, lda, 1), b, c, ldc, alpha, beta) }
+}
+
+/// The portable kernel with `A`'s element `(i, p)` at `a + i rs + p cs`.
+///
+/// # Safety
+/// Those `MR x k` elements are readable; the rest as [`MicroKernelFn`].
+#[inline(always)]
+unsafe fn portable_strided<T: Float, const MR: usize, const NR: usize>(
+    k: usize,
+    (a, rs, cs): (*const T, usize, usize),
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    alpha: T,
+    beta: T,
+) {
+    // SAFETY: the B panel holds k NR elements, per the contract.
+    let b = unsafe { std::slice::from_raw_parts(b, k * NR) };
     let mut acc = [[T::ZERO; NR]; MR];
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (row, &ai) in acc.iter_mut().zip(ap) {
+    for (p, bp) in b.chunks_exact(NR).enumerate() {
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: (i, p) is inside A's tile, per the contract.
+            let ai = unsafe { *a.add(i * rs + p * cs) };
             for (r, &bj) in row.iter_mut().zip(bp) {
                 *r += ai * bj;
             }
@@ -153,7 +209,8 @@ unsafe fn portable_kernel<T: Float, const MR: usize, const NR: usize>(
 macro_rules! simd_micro_kernel {
     (
         $(#[$meta:meta])*
-        $name:ident: $t:ty, $v:ty, lanes $lanes:literal, tile $mr:literal x $nv:literal,
+        $name:ident / $rows:ident / $strided:ident: $t:ty, $v:ty, lanes $lanes:literal,
+        tile $mr:literal x $nv:literal,
         features $feat:literal,
         zero $zero:expr, load $load:path, store $store:path, splat $splat:path,
         fma $fma:path, mul $mul:path
@@ -173,6 +230,51 @@ macro_rules! simd_micro_kernel {
             alpha: $t,
             beta: $t,
         ) {
+            // SAFETY: forwarded; the packed panel is `A` with strides (1, MR).
+            unsafe { $strided(k, (a, 1, $mr), b, c, ldc, alpha, beta) }
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] on row-major `A` in place.")]
+        ///
+        /// # Safety
+        /// The CPU supports the enabled features, and the arguments obey
+        /// [`RowsKernelFn`](crate::gemm::kernels::RowsKernelFn)'s contract.
+        #[allow(
+            clippy::too_many_arguments,
+            reason = "the RowsKernelFn contract: a micro-kernel's scalar operands"
+        )]
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $rows(
+            k: usize,
+            a: *const $t,
+            lda: usize,
+            b: *const $t,
+            c: *mut $t,
+            ldc: usize,
+            alpha: $t,
+            beta: $t,
+        ) {
+            // SAFETY: forwarded; row-major `A` has strides (lda, 1).
+            unsafe { $strided(k, (a, lda, 1), b, c, ldc, alpha, beta) }
+        }
+
+        /// The kernel body, `A`'s element `(i, p)` at `a + i rs + p cs`;
+        /// inlined into both entries, where the strides are constants or
+        /// loop-invariant.
+        ///
+        /// # Safety
+        /// As the entries.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $strided(
+            k: usize,
+            (a, rs, cs): (*const $t, usize, usize),
+            b: *const $t,
+            c: *mut $t,
+            ldc: usize,
+            alpha: $t,
+            beta: $t,
+        ) {
             let mut acc: [[$v; $nv]; $mr] = [[$zero; $nv]; $mr];
             for i in 0..$mr {
                 // Warm the tile's first and last line for the final update.
@@ -180,8 +282,8 @@ macro_rules! simd_micro_kernel {
                 prefetch(c.wrapping_add(i * ldc + $nv * $lanes - 1));
             }
             for p in 0..k {
-                // SAFETY: the A panel holds k MR elements, p < k.
-                let ap = unsafe { a.add(p * $mr) };
+                // SAFETY: column p < k of A's tile.
+                let ap = unsafe { a.add(p * cs) };
                 // SAFETY: the B panel holds k NR elements, p < k.
                 let bp = unsafe { b.add(p * $nv * $lanes) };
                 // Stream the B panel 8 steps ahead (a hint, never a fault).
@@ -194,8 +296,8 @@ macro_rules! simd_micro_kernel {
                     *v = unsafe { $load(bp.add(j * $lanes)) };
                 }
                 for (i, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: element i < MR of column p of the A panel.
-                    let av = $splat(unsafe { *ap.add(i) });
+                    // SAFETY: element i < MR of column p of A's tile.
+                    let av = $splat(unsafe { *ap.add(i * rs) });
                     for (r, &bj) in row.iter_mut().zip(&bv) {
                         *r = $fma(av, bj, *r);
                     }

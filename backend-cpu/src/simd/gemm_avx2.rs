@@ -8,7 +8,7 @@ use crate::isa::Isa;
 
 simd_micro_kernel! {
     /// f32, 6 x 16 tile.
-    avx2_gemm_f32_6x16: f32, __m256, lanes 8, tile 6 x 2,
+    avx2_gemm_f32_6x16 / avx2_gemm_f32_6x16_rows / avx2_gemm_f32_6x16_strided: f32, __m256, lanes 8, tile 6 x 2,
     features "avx2,fma",
     zero _mm256_setzero_ps(), load _mm256_loadu_ps, store _mm256_storeu_ps,
     splat _mm256_set1_ps, fma _mm256_fmadd_ps, mul _mm256_mul_ps
@@ -16,7 +16,7 @@ simd_micro_kernel! {
 
 simd_micro_kernel! {
     /// f64, 6 x 8 tile.
-    avx2_gemm_f64_6x8: f64, __m256d, lanes 4, tile 6 x 2,
+    avx2_gemm_f64_6x8 / avx2_gemm_f64_6x8_rows / avx2_gemm_f64_6x8_strided: f64, __m256d, lanes 4, tile 6 x 2,
     features "avx2,fma",
     zero _mm256_setzero_pd(), load _mm256_loadu_pd, store _mm256_storeu_pd,
     splat _mm256_set1_pd, fma _mm256_fmadd_pd, mul _mm256_mul_pd
@@ -32,6 +32,7 @@ pub(crate) fn plug(table: &mut KernelTable) {
         kc: 768,
         nc: 512,
         run: avx2_gemm_f32_6x16,
+        run_rows: avx2_gemm_f32_6x16_rows,
     };
     table.f64 = GemmKernel {
         name: "avx2_gemm_f64_6x8",
@@ -41,5 +42,6 @@ pub(crate) fn plug(table: &mut KernelTable) {
         kc: 256,
         nc: 256,
         run: avx2_gemm_f64_6x8,
+        run_rows: avx2_gemm_f64_6x8_rows,
     };
 }

@@ -23,7 +23,7 @@ fn mul_add_pd(a: __m128d, b: __m128d, c: __m128d) -> __m128d {
 
 simd_micro_kernel! {
     /// f32, 4 x 8 tile.
-    sse2_gemm_f32_4x8: f32, __m128, lanes 4, tile 4 x 2,
+    sse2_gemm_f32_4x8 / sse2_gemm_f32_4x8_rows / sse2_gemm_f32_4x8_strided: f32, __m128, lanes 4, tile 4 x 2,
     features "sse2",
     zero _mm_setzero_ps(), load _mm_loadu_ps, store _mm_storeu_ps,
     splat _mm_set1_ps, fma mul_add_ps, mul _mm_mul_ps
@@ -31,7 +31,7 @@ simd_micro_kernel! {
 
 simd_micro_kernel! {
     /// f64, 4 x 4 tile.
-    sse2_gemm_f64_4x4: f64, __m128d, lanes 2, tile 4 x 2,
+    sse2_gemm_f64_4x4 / sse2_gemm_f64_4x4_rows / sse2_gemm_f64_4x4_strided: f64, __m128d, lanes 2, tile 4 x 2,
     features "sse2",
     zero _mm_setzero_pd(), load _mm_loadu_pd, store _mm_storeu_pd,
     splat _mm_set1_pd, fma mul_add_pd, mul _mm_mul_pd
@@ -47,6 +47,7 @@ pub(crate) fn plug(table: &mut KernelTable) {
         kc: 768,
         nc: 512,
         run: sse2_gemm_f32_4x8,
+        run_rows: sse2_gemm_f32_4x8_rows,
     };
     table.f64 = GemmKernel {
         name: "sse2_gemm_f64_4x4",
@@ -56,5 +57,6 @@ pub(crate) fn plug(table: &mut KernelTable) {
         kc: 256,
         nc: 256,
         run: sse2_gemm_f64_4x4,
+        run_rows: sse2_gemm_f64_4x4_rows,
     };
 }
