@@ -80,9 +80,10 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
         kern.isa
     );
     let nthreads = if parallel { threads::num_threads() } else { 1 };
-    if super::rows::serves(kern, call) {
-        // SAFETY: forwarded.
-        return unsafe { super::rows::rows_gemm(kern, call, nthreads) };
+    let narrow = kern.narrow.unwrap_or(kern);
+    if super::rows::serves(narrow, call) {
+        // SAFETY: forwarded; the narrow kernel needs the same tier.
+        return unsafe { super::rows::rows_gemm(narrow, call, nthreads) };
     }
     let kc = split_depth(kern.kc, call.k);
     let kern = &GemmKernel {

@@ -42,7 +42,7 @@ pub(crate) type RowsKernelFn<T> = unsafe fn(
 
 /// A micro-kernel with its tile and cache blocking.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct GemmKernel<T> {
+pub(crate) struct GemmKernel<T: 'static> {
     /// e.g. `avx2_gemm_f32_6x16`.
     pub name: &'static str,
     /// The tier it needs.
@@ -59,6 +59,9 @@ pub(crate) struct GemmKernel<T> {
     pub run: MicroKernelFn<T>,
     /// The same kernel on row-major `A` in place.
     pub run_rows: RowsKernelFn<T>,
+    /// The kernel for GEMMs that read `A` in place (`gemm/rows.rs`), where
+    /// a shorter tile suits them better than this one; `None`: this one.
+    pub narrow: Option<&'static GemmKernel<T>>,
 }
 
 /// The micro-kernel for each dtype.
@@ -86,6 +89,7 @@ pub(crate) fn table_for(isa: Isa) -> KernelTable {
             nc: 512,
             run: portable_kernel::<f32, 4, 8>,
             run_rows: portable_rows_kernel::<f32, 4, 8>,
+            narrow: None,
         },
         f64: GemmKernel {
             name: "portable_gemm_f64_4x4",
@@ -96,6 +100,7 @@ pub(crate) fn table_for(isa: Isa) -> KernelTable {
             nc: 256,
             run: portable_kernel::<f64, 4, 4>,
             run_rows: portable_rows_kernel::<f64, 4, 4>,
+            narrow: None,
         },
     };
     let usable = isa::capped(isa::detect().0, Some(isa));

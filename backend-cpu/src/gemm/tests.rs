@@ -210,6 +210,16 @@ fn tables_climb_the_tiers() {
         assert_eq!(t.f32.isa, want, "{}", t.f32.name);
         assert_eq!(t.f64.isa, want, "{}", t.f64.name);
         assert!(t.f32.mr * t.f32.nr <= kernels::MAX_TILE);
+        for (isa, tile) in [
+            t.f32.narrow.map(|k| (k.isa, k.mr * k.nr)),
+            t.f64.narrow.map(|k| (k.isa, k.mr * k.nr)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert_eq!(isa, want, "a narrow kernel of another tier");
+            assert!(tile <= kernels::MAX_TILE);
+        }
         assert!(t.f32.name.starts_with(want.name()) && t.f32.name.contains("_gemm_f32_"));
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn plug(table: &mut KernelTable) {
         nc: 512,
         run: avx2_gemm_f32_6x16,
         run_rows: avx2_gemm_f32_6x16_rows,
+        narrow: None,
     };
     table.f64 = GemmKernel {
         name: "avx2_gemm_f64_6x8",
@@ -43,5 +44,6 @@ pub(crate) fn plug(table: &mut KernelTable) {
         nc: 256,
         run: avx2_gemm_f64_6x8,
         run_rows: avx2_gemm_f64_6x8_rows,
+        narrow: None,
     };
 }

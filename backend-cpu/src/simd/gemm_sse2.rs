@@ -48,6 +48,7 @@ pub(crate) fn plug(table: &mut KernelTable) {
         nc: 512,
         run: sse2_gemm_f32_4x8,
         run_rows: sse2_gemm_f32_4x8_rows,
+        narrow: None,
     };
     table.f64 = GemmKernel {
         name: "sse2_gemm_f64_4x4",
@@ -58,5 +59,6 @@ pub(crate) fn plug(table: &mut KernelTable) {
         nc: 256,
         run: sse2_gemm_f64_4x4,
         run_rows: sse2_gemm_f64_4x4_rows,
+        narrow: None,
     };
 }
