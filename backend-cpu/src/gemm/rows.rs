@@ -29,9 +29,10 @@ const STRIP_BYTES: usize = 20 << 10;
 const STRIPS_PER_UNIT: usize = 32;
 
 /// Tallest tile whose rows are read in place. The AVX-512 kernel's 14 rows
-/// measured slower this way than packed (25088x576x64: 81 against 98
-/// GFLOP/s on 1 thread, 96 against 170 on 2), the 6 of AVX2 faster
-/// (95 against 72, 183 against 101).
+/// gained nothing this way on 25088x576x64 (67-81 GFLOP/s on 1 thread
+/// against 74-77 packed; 85-96 on 2 against 87-122), hence its 8-row
+/// `narrow` kernel (95-98 and 166-184); the 6 of AVX2 gained (95 against
+/// 72 on 1 thread, 183 against 101 on 2).
 const MAX_ROWS: usize = 8;
 
 /// Whether [`rows_gemm`] serves `call`: `A` row-major, at most
