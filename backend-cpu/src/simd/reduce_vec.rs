@@ -23,6 +23,9 @@ pub(crate) trait F32x: Copy {
     type M: Copy;
     /// f32 lanes per vector.
     const LANES: usize;
+    /// Whether [`F32x::fma`] is one fused instruction (else a multiply and
+    /// an add).
+    const FUSED: bool;
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self::V;
     /// Unaligned load of `LANES` elements.
@@ -164,6 +167,7 @@ mod x86 {
         type D = __m128d;
         type M = __m128;
         const LANES: usize = 4;
+        const FUSED: bool = false;
 
         #[inline]
         #[target_feature(enable = "sse2")]
@@ -342,6 +346,7 @@ mod x86 {
         type D = __m256d;
         type M = __m256;
         const LANES: usize = 8;
+        const FUSED: bool = true;
 
         #[inline]
         #[target_feature(enable = "avx2,fma")]
@@ -522,6 +527,7 @@ mod x86 {
         type D = __m512d;
         type M = __mmask16;
         const LANES: usize = 16;
+        const FUSED: bool = true;
 
         #[inline]
         #[target_feature(enable = "avx512f")]
