@@ -197,7 +197,7 @@ pub(crate) fn cols<T: Float>(
                     let v = if kind == Kind::Softmax {
                         (at(j, c) - m[c]).exp() / acc[c]
                     } else {
-                        at(j, c) - (m[c] + acc[c].ln())
+                        (at(j, c) - m[c]) - acc[c].ln()
                     };
                     out[j * inner + c] = T::from_f64(v);
                 }
