@@ -58,10 +58,10 @@ pub(crate) trait NormElem: Float {
 
 impl NormElem for f32 {
     fn sum(x: &[f32]) -> f64 {
-        crate::reduce::kernels::table().row_sum(x)
+        kernels::table().sum(x)
     }
     fn sq_dev(x: &[f32], c: f64) -> f64 {
-        crate::reduce::kernels::table().row_sq_dev(x, c as f32)
+        kernels::table().sq_dev(x, c as f32)
     }
     fn affine(x: &[f32], g: &[f32], b: &[f32], y: &mut [f32], stats: (f64, f64), stream: bool) {
         let (t, m, r) = (kernels::table(), stats.0 as f32, stats.1 as f32);

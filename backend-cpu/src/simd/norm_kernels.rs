@@ -2,8 +2,9 @@
 //! (`y = (x - mean) * rstd * gamma + beta`) and the per-channel
 //! scale-and-shift of batch norm (`y = x * a + b`); generic over
 //! [`F32x`], instanced per tier as `<isa>_<op>_f32`, with portable
-//! counterparts and the [`NormKernels`] table. The statistics use the
-//! reduction kernels (`row_sum`, `row_sq_dev`, f64 accumulation).
+//! counterparts and the [`NormKernels`] table. Layer norm's row statistics
+//! (`sum x` and `sum (x - c)^2`) come from [`row_moment`]: f32 partial
+//! sums of eight vectors, each added into f64.
 
 use std::sync::OnceLock;
 
@@ -60,6 +61,71 @@ pub(crate) unsafe fn affine_row<S: F32x, const NT: bool>(
         if NT {
             S::stream_fence();
         }
+    }
+}
+
+/// `sum x` (`SQ` false) or `sum (x - c)^2` (`SQ` true) in f64.
+///
+/// Each block of eight vectors is summed in f32 as a tree (three
+/// additions deep, so each lane's partial is within 3 ulp of the sum of its
+/// terms' magnitudes) and added into f64; the rest go into f64 a vector at
+/// a time. Widening every vector instead (as the `sum` reduction does)
+/// costs SSE2 two conversions and a shuffle per four elements, and bound
+/// layer norm's statistics passes there. The added error is of the order of
+/// the rounding the f32 inputs already carry: for the squared deviations,
+/// all positive, 3 ulp of the variance.
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+pub(crate) unsafe fn row_moment<S: F32x, const SQ: bool>(x: &[f32], c: f32) -> f64 {
+    let (l, n, p) = (S::LANES, x.len(), x.as_ptr());
+    // SAFETY: full loads read `l` elements at `i` with `i + l <= n`; the
+    // tail reads `n - i` (its padding holds `c`, or 0 for the plain sum:
+    // both add 0); the CPU supports `S` (caller).
+    unsafe {
+        let cv = S::splat(c);
+        let (mut a, mut b) = (S::dzero(), S::dzero());
+        let mut i = 0;
+        while i + 8 * l <= n {
+            let mut t = [cv; 8];
+            for (j, tj) in t.iter_mut().enumerate() {
+                *tj = S::load(p.add(i + j * l));
+            }
+            if SQ {
+                for tj in t.iter_mut() {
+                    *tj = sq_dev::<S>(*tj, cv);
+                }
+            }
+            let s01 = S::add(S::add(t[0], t[1]), S::add(t[2], t[3]));
+            let s23 = S::add(S::add(t[4], t[5]), S::add(t[6], t[7]));
+            (a, b) = S::dwiden_add(a, b, S::add(s01, s23));
+            i += 8 * l;
+        }
+        while i < n {
+            let v = if i + l <= n {
+                S::load(p.add(i))
+            } else {
+                load_tail::<S>(p.add(i), n - i, if SQ { c } else { 0.0 })
+            };
+            let v = if SQ { sq_dev::<S>(v, cv) } else { v };
+            (a, b) = S::dwiden_add(a, b, v);
+            i += l;
+        }
+        S::dhsum(S::dadd(a, b))
+    }
+}
+
+/// `(v - c)^2` lane-wise.
+///
+/// # Safety
+/// The CPU supports `S`.
+#[inline(always)]
+unsafe fn sq_dev<S: F32x>(v: S::V, c: S::V) -> S::V {
+    // SAFETY: per the caller.
+    unsafe {
+        let d = S::sub(v, c);
+        S::mul(d, d)
     }
 }
 
@@ -145,6 +211,17 @@ pub(crate) mod portable {
             *o = v * a + b;
         }
     }
+
+    /// `sum x` in f64 (every element widened: the reference).
+    pub(crate) fn row_sum_f32(x: &[f32], _: f32) -> f64 {
+        x.iter().map(|&v| v as f64).sum()
+    }
+
+    /// `sum (x - c)^2` in f64, each deviation rounded to f32 as the SIMD
+    /// kernels round it.
+    pub(crate) fn row_sq_dev_f32(x: &[f32], c: f32) -> f64 {
+        x.iter().map(|&v| ((v - c) * (v - c)) as f64).sum()
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -156,6 +233,8 @@ mod x86 {
         sse2_affine_row_f32 = affine_row::<Sse2, false>
             [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
         sse2_scale_shift_row_f32 = scale_shift_row::<Sse2> [x: &[f32], y: &mut [f32], a: f32, b: f32];
+        sse2_row_sum_f32 = row_moment::<Sse2, false> [x: &[f32], c: f32] -> f64;
+        sse2_row_sq_dev_f32 = row_moment::<Sse2, true> [x: &[f32], c: f32] -> f64;
     }
     tier_kernels! { "avx2,fma", Avx2;
         avx2_affine_row_f32 = affine_row::<Avx2, false>
@@ -163,6 +242,8 @@ mod x86 {
         avx2_affine_row_nt_f32 = affine_row::<Avx2, true>
             [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
         avx2_scale_shift_row_f32 = scale_shift_row::<Avx2> [x: &[f32], y: &mut [f32], a: f32, b: f32];
+        avx2_row_sum_f32 = row_moment::<Avx2, false> [x: &[f32], c: f32] -> f64;
+        avx2_row_sq_dev_f32 = row_moment::<Avx2, true> [x: &[f32], c: f32] -> f64;
     }
     tier_kernels! { "avx512f", Avx512;
         avx512_affine_row_f32 = affine_row::<Avx512, false>
@@ -170,11 +251,14 @@ mod x86 {
         avx512_affine_row_nt_f32 = affine_row::<Avx512, true>
             [x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], mean: f32, rstd: f32];
         avx512_scale_shift_row_f32 = scale_shift_row::<Avx512> [x: &[f32], y: &mut [f32], a: f32, b: f32];
+        avx512_row_sum_f32 = row_moment::<Avx512, false> [x: &[f32], c: f32] -> f64;
+        avx512_row_sq_dev_f32 = row_moment::<Avx512, true> [x: &[f32], c: f32] -> f64;
     }
 }
 
 type Affine = unsafe fn(&[f32], &[f32], &[f32], &mut [f32], f32, f32);
 type ScaleShift = unsafe fn(&[f32], &mut [f32], f32, f32);
+type Moment = unsafe fn(&[f32], f32) -> f64;
 
 /// The f32 norm kernels of one tier. Every entry runs on this CPU: tables
 /// are only built for tiers in [`isa::available_tiers`].
@@ -185,6 +269,8 @@ pub(crate) struct NormKernels {
     affine: Affine,
     affine_nt: Affine,
     scale_shift: ScaleShift,
+    sum: Moment,
+    sq_dev: Moment,
 }
 
 impl NormKernels {
@@ -194,6 +280,8 @@ impl NormKernels {
             affine: portable::affine_row_f32,
             affine_nt: portable::affine_row_f32,
             scale_shift: portable::scale_shift_row_f32,
+            sum: portable::row_sum_f32,
+            sq_dev: portable::row_sq_dev_f32,
         }
     }
 
@@ -231,6 +319,18 @@ impl NormKernels {
         // SAFETY: as `affine`.
         unsafe { (self.scale_shift)(x, y, a, b) }
     }
+
+    /// `sum x` in f64 (see [`row_moment`] for the accuracy).
+    pub(crate) fn sum(&self, x: &[f32]) -> f64 {
+        // SAFETY: as `affine`.
+        unsafe { (self.sum)(x, 0.0) }
+    }
+
+    /// `sum (x - c)^2` in f64 (see [`row_moment`] for the accuracy).
+    pub(crate) fn sq_dev(&self, x: &[f32], c: f32) -> f64 {
+        // SAFETY: as `affine`.
+        unsafe { (self.sq_dev)(x, c) }
+    }
 }
 
 /// The table for `isa` (portable, overwritten tier by tier up to `isa`);
@@ -246,6 +346,7 @@ pub(crate) fn table_for(isa: Isa) -> Option<NormKernels> {
         use x86::*;
         if matches!(isa, Isa::Sse2 | Isa::Avx2 | Isa::Avx512) {
             (t.affine, t.scale_shift) = (sse2_affine_row_f32, sse2_scale_shift_row_f32);
+            (t.sum, t.sq_dev) = (sse2_row_sum_f32, sse2_row_sq_dev_f32);
             // Plain stores: SSE2 rows are compute-bound, and streaming
             // stores stalled them (layer_norm [16384,1024], 1 thread:
             // 0.55-0.58x of memcpy streaming, 0.69-0.71x plain), where the
@@ -254,10 +355,12 @@ pub(crate) fn table_for(isa: Isa) -> Option<NormKernels> {
         }
         if matches!(isa, Isa::Avx2 | Isa::Avx512) {
             (t.affine, t.scale_shift) = (avx2_affine_row_f32, avx2_scale_shift_row_f32);
+            (t.sum, t.sq_dev) = (avx2_row_sum_f32, avx2_row_sq_dev_f32);
             t.affine_nt = avx2_affine_row_nt_f32;
         }
         if isa == Isa::Avx512 {
             (t.affine, t.scale_shift) = (avx512_affine_row_f32, avx512_scale_shift_row_f32);
+            (t.sum, t.sq_dev) = (avx512_row_sum_f32, avx512_row_sq_dev_f32);
             t.affine_nt = avx512_affine_row_nt_f32;
         }
     }
@@ -274,6 +377,36 @@ pub(crate) fn table() -> &'static NormKernels {
 mod tests {
     use super::*;
     use crate::testing::Rng;
+
+    #[test]
+    fn row_moments_stay_within_their_bound_at_every_tier() {
+        // Bound (see `row_moment`): 3 ulp of each block's sum of term
+        // magnitudes, so 3 * 2^-24 of the whole row's; the portable
+        // kernels sum every term in f64.
+        let p = NormKernels::portable();
+        let mut rng = Rng::new(37);
+        let bound =
+            |terms: &[f64]| 3.0 * f64::powi(2.0, -24) * terms.iter().map(|t| t.abs()).sum::<f64>();
+        for t in isa::available_tiers().into_iter().filter_map(table_for) {
+            for n in [0usize, 1, 7, 31, 33, 100, 1023, 4101] {
+                // An offset from zero, as activations have, and a start
+                // that is not vector-aligned.
+                let buf: Vec<f32> = rng.vec(n + 3, 2.0, 9.0);
+                let x = &buf[3..];
+                let tag = format!("{} n={n}", t.isa);
+                let exact: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let want = p.sum(x);
+                assert_eq!(want, exact.iter().sum::<f64>(), "portable sum {tag}");
+                let err = (t.sum(x) - want).abs();
+                assert!(err <= bound(&exact) + 1e-300, "sum {tag}: off by {err}");
+                let c = 5.5f32;
+                let sq: Vec<f64> = x.iter().map(|&v| ((v - c) * (v - c)) as f64).collect();
+                let want = p.sq_dev(x, c);
+                let err = (t.sq_dev(x, c) - want).abs();
+                assert!(err <= bound(&sq) + 1e-300, "sq_dev {tag}: off by {err}");
+            }
+        }
+    }
 
     #[test]
     fn kernels_match_portable_at_every_tier() {

@@ -3,7 +3,7 @@
 //! `<isa>_<op>_f32`, and the [`ReduceKernels`] table chosen once per
 //! process.
 //!
-//! Accuracy: f32 sums (`row_sum`, `acc_sum`, `row_dot`, `row_sq_dev`)
+//! Accuracy: f32 sums (`row_sum`, `acc_sum`, `row_dot`)
 //! accumulate in f64 lanes (each product or square is rounded to f32
 //! first), so a row of any length sums with f64 error, not f32 error.
 //! `row_max`/`row_min` propagate NaN; `acc_max`/`acc_min` do so per lane.
@@ -241,40 +241,6 @@ unsafe fn load_tail_or_full<S: F32x>(p: *const f32, k: usize) -> S::V {
     }
 }
 
-/// `sum (x[i] - c)^2`; squares rounded to f32, summed in f64.
-///
-/// # Safety
-/// The CPU supports `S`.
-#[inline(always)]
-pub(crate) unsafe fn row_sq_dev<S: F32x>(x: &[f32], c: f32) -> f64 {
-    let (l, n, p) = (S::LANES, x.len(), x.as_ptr());
-    // SAFETY: as in `row_sum`; tail lanes hold `c`, so they add 0.
-    unsafe {
-        let cv = S::splat(c);
-        let z = S::dzero();
-        let (mut a0, mut b0, mut a1, mut b1) = (z, z, z, z);
-        let mut i = 0;
-        while i + 2 * l <= n {
-            let d0 = S::sub(S::load(p.add(i)), cv);
-            let d1 = S::sub(S::load(p.add(i + l)), cv);
-            (a0, b0) = S::dwiden_add(a0, b0, S::mul(d0, d0));
-            (a1, b1) = S::dwiden_add(a1, b1, S::mul(d1, d1));
-            i += 2 * l;
-        }
-        while i < n {
-            let v = if i + l <= n {
-                S::load(p.add(i))
-            } else {
-                load_tail::<S>(p.add(i), n - i, c)
-            };
-            let d = S::sub(v, cv);
-            (a0, b0) = S::dwiden_add(a0, b0, S::mul(d, d));
-            i += l;
-        }
-        S::dhsum(S::dadd(S::dadd(a0, b0), S::dadd(a1, b1)))
-    }
-}
-
 /// The portable kernels: plain Rust, the reference for every tier.
 pub(crate) mod portable {
     /// Sum in f64 (eight independent accumulators).
@@ -329,11 +295,6 @@ pub(crate) mod portable {
             *a = super::pick_scalar::<false>(*a, v);
         }
     }
-
-    /// `sum (x - c)^2`, f32 squares summed in f64.
-    pub(crate) fn row_sq_dev_f32(x: &[f32], c: f32) -> f64 {
-        x.iter().map(|&v| ((v - c) * (v - c)) as f64).sum()
-    }
 }
 
 /// Defines `#[target_feature]` instances of generic kernels for one tier.
@@ -365,7 +326,6 @@ mod x86 {
         sse2_acc_sum_f32 = acc_sum::<Sse2> [acc: &mut [f64], x: &[f32]];
         sse2_acc_max_f32 = acc_extreme::<Sse2, true> [acc: &mut [f32], x: &[f32]];
         sse2_acc_min_f32 = acc_extreme::<Sse2, false> [acc: &mut [f32], x: &[f32]];
-        sse2_row_sq_dev_f32 = row_sq_dev::<Sse2> [x: &[f32], c: f32] -> f64;
     }
     tier_kernels! { "avx2,fma", Avx2;
         avx2_row_sum_f32 = row_sum::<Avx2> [x: &[f32]] -> f64;
@@ -374,7 +334,6 @@ mod x86 {
         avx2_acc_sum_f32 = acc_sum::<Avx2> [acc: &mut [f64], x: &[f32]];
         avx2_acc_max_f32 = acc_extreme::<Avx2, true> [acc: &mut [f32], x: &[f32]];
         avx2_acc_min_f32 = acc_extreme::<Avx2, false> [acc: &mut [f32], x: &[f32]];
-        avx2_row_sq_dev_f32 = row_sq_dev::<Avx2> [x: &[f32], c: f32] -> f64;
     }
     tier_kernels! { "avx512f", Avx512;
         avx512_row_sum_f32 = row_sum::<Avx512> [x: &[f32]] -> f64;
@@ -383,7 +342,6 @@ mod x86 {
         avx512_acc_sum_f32 = acc_sum::<Avx512> [acc: &mut [f64], x: &[f32]];
         avx512_acc_max_f32 = acc_extreme::<Avx512, true> [acc: &mut [f32], x: &[f32]];
         avx512_acc_min_f32 = acc_extreme::<Avx512, false> [acc: &mut [f32], x: &[f32]];
-        avx512_row_sq_dev_f32 = row_sq_dev::<Avx512> [x: &[f32], c: f32] -> f64;
     }
 }
 
@@ -399,7 +357,6 @@ pub(crate) struct ReduceKernels {
     acc_sum: unsafe fn(&mut [f64], &[f32]),
     acc_max: unsafe fn(&mut [f32], &[f32]),
     acc_min: unsafe fn(&mut [f32], &[f32]),
-    row_sq_dev: unsafe fn(&[f32], f32) -> f64,
 }
 
 impl ReduceKernels {
@@ -412,7 +369,6 @@ impl ReduceKernels {
             acc_sum: portable::acc_sum_f32,
             acc_max: portable::acc_max_f32,
             acc_min: portable::acc_min_f32,
-            row_sq_dev: portable::row_sq_dev_f32,
         }
     }
 
@@ -451,12 +407,6 @@ impl ReduceKernels {
         // SAFETY: as `row_sum`.
         unsafe { (self.acc_min)(acc, x) }
     }
-
-    /// `sum (x - c)^2` (f64 accumulation).
-    pub(crate) fn row_sq_dev(&self, x: &[f32], c: f32) -> f64 {
-        // SAFETY: as `row_sum`.
-        unsafe { (self.row_sq_dev)(x, c) }
-    }
 }
 
 /// The table for `isa`: portable entries overwritten tier by tier up to
@@ -475,21 +425,18 @@ pub(crate) fn table_for(isa: Isa) -> Option<ReduceKernels> {
                 (sse2_row_sum_f32, sse2_row_max_f32, sse2_row_min_f32);
             (t.acc_sum, t.acc_max, t.acc_min) =
                 (sse2_acc_sum_f32, sse2_acc_max_f32, sse2_acc_min_f32);
-            t.row_sq_dev = sse2_row_sq_dev_f32;
         }
         if matches!(isa, Isa::Avx2 | Isa::Avx512) {
             (t.row_sum, t.row_max, t.row_min) =
                 (avx2_row_sum_f32, avx2_row_max_f32, avx2_row_min_f32);
             (t.acc_sum, t.acc_max, t.acc_min) =
                 (avx2_acc_sum_f32, avx2_acc_max_f32, avx2_acc_min_f32);
-            t.row_sq_dev = avx2_row_sq_dev_f32;
         }
         if isa == Isa::Avx512 {
             (t.row_sum, t.row_max, t.row_min) =
                 (avx512_row_sum_f32, avx512_row_max_f32, avx512_row_min_f32);
             (t.acc_sum, t.acc_max, t.acc_min) =
                 (avx512_acc_sum_f32, avx512_acc_max_f32, avx512_acc_min_f32);
-            t.row_sq_dev = avx512_row_sq_dev_f32;
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -537,10 +484,6 @@ mod tests {
                 assert!(close(t.row_sum(&x), p.row_sum(&x), 1e-12), "row_sum {tag}");
                 assert_eq!(t.row_max(&x), p.row_max(&x), "row_max {tag}");
                 assert_eq!(t.row_min(&x), p.row_min(&x), "row_min {tag}");
-                assert!(
-                    close(t.row_sq_dev(&x, 0.7), p.row_sq_dev(&x, 0.7), 1e-12),
-                    "sq_dev {tag}"
-                );
             }
         }
     }
