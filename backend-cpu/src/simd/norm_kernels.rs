@@ -413,7 +413,7 @@ mod tests {
         let p = NormKernels::portable();
         let mut rng = Rng::new(31);
         for t in isa::available_tiers().into_iter().filter_map(table_for) {
-            for n in [0usize, 1, 2, 3, 5, 8, 15, 16, 17, 31, 33, 64, 100, 1023] {
+            for n in [0usize, 1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1023] {
                 let x: Vec<f32> = rng.vec(n, -4.0, 4.0);
                 let g: Vec<f32> = rng.vec(n, 0.5, 1.5);
                 let b: Vec<f32> = rng.vec(n, -1.0, 1.0);
