@@ -271,12 +271,14 @@ struct Warm<T> {
     /// Row `p` of the block starts at `base + p rs`.
     base: *const T,
     rs: usize,
-    /// Cache lines per row, and in all.
+    /// Rows of the block, and cache lines per row (0: nothing to hint).
+    rows: usize,
     per_row: usize,
-    total: usize,
-    /// Lines hinted per tile, and hinted so far.
+    /// Lines hinted per tile.
     per_tile: usize,
-    done: usize,
+    /// The next line to hint: row `p`, line `l`.
+    p: usize,
+    l: usize,
 }
 
 impl<T> Warm<T> {
@@ -310,33 +312,39 @@ impl<T> Warm<T> {
         } else {
             0
         };
-        let total = per_row * rows;
         Warm {
             base: call.b.ptr.wrapping_add(q0 * call.b.rs + c0),
             rs: call.b.rs,
+            rows: if per_row == 0 { 0 } else { rows },
             per_row,
-            total,
-            per_tile: total.div_ceil(tiles.max(1)),
-            done: 0,
+            per_tile: (per_row * rows).div_ceil(tiles.max(1)),
+            p: 0,
+            l: 0,
         }
     }
 
-    /// Hints the next few lines.
+    /// Hints the next few lines (a cursor, no division on the tile loop).
     #[inline]
     fn step(&mut self) {
-        let stop = (self.done + self.per_tile).min(self.total);
         let line = (64 / std::mem::size_of::<T>()).max(1);
-        while self.done < stop {
-            let (p, l) = (self.done / self.per_row, self.done % self.per_row);
+        for _ in 0..self.per_tile {
+            if self.p >= self.rows {
+                return;
+            }
             #[cfg(target_arch = "x86_64")]
             // SAFETY: SSE is part of the x86-64 baseline; a prefetch never
             // faults, whatever the address.
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                    self.base.wrapping_add(p * self.rs + l * line).cast(),
+                    self.base
+                        .wrapping_add(self.p * self.rs + self.l * line)
+                        .cast(),
                 )
             };
-            self.done += 1;
+            self.l += 1;
+            if self.l == self.per_row {
+                (self.p, self.l) = (self.p + 1, 0);
+            }
         }
     }
 }
