@@ -29,6 +29,14 @@ const MC_BLOCK: usize = 2048;
 /// rather than twice per `kc` block.
 const A_PACK_BYTES: usize = 8 << 20;
 
+/// Column chunks per thread, at least, where the columns allow chunks of
+/// two panels: a worker woken late still finds work.
+const UNITS_PER_THREAD: usize = 4;
+
+/// Elements of packed `A` from which the threads share its packing (its
+/// lines then also start in the cache of the thread that packed them).
+const A_PAR_MIN: usize = 16 << 10;
+
 /// How one `A` block and the columns split into work units.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -44,7 +52,8 @@ impl Plan {
     fn new(nr: usize, nc: usize, n: usize, threads: usize) -> Plan {
         let mut n_chunks = n.div_ceil(nc);
         if threads > 1 {
-            n_chunks = n_chunks.div_ceil(threads) * threads;
+            let fine = (threads * UNITS_PER_THREAD).min(n / (2 * nr));
+            n_chunks = n_chunks.max(fine).div_ceil(threads) * threads;
         }
         let nc = n.div_ceil(n_chunks).div_ceil(nr) * nr;
         Plan {
@@ -96,26 +105,24 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
         ),
         ..*kern
     };
-    let body = || {
-        let plan = Plan::new(kern.nr, kern.nc, call.n, nthreads);
-        let mb_max = call.m.min(MC_BLOCK).div_ceil(kern.mr) * kern.mr;
-        // Depth of one slab: one kc block on one thread (its A stays in
-        // L2), else as many whole blocks as the budget allows.
-        let budget = A_PACK_BYTES / std::mem::size_of::<T>() / mb_max;
-        let depth = if nthreads > 1 {
-            (budget / kern.kc).max(1) * kern.kc
-        } else {
-            kern.kc
-        };
-        let mut apack =
-            AlignedVec::<T>::new(mb_max * depth.min(call.k.div_ceil(kern.kc) * kern.kc));
+    let plan = Plan::new(kern.nr, kern.nc, call.n, nthreads);
+    let mb_max = call.m.min(MC_BLOCK).div_ceil(kern.mr) * kern.mr;
+    // Depth of one slab: one kc block on one thread (its A stays in
+    // L2), else as many whole blocks as the budget allows.
+    let budget = A_PACK_BYTES / std::mem::size_of::<T>() / mb_max;
+    let depth = if nthreads > 1 {
+        (budget / kern.kc).max(1) * kern.kc
+    } else {
+        kern.kc
+    };
+    let len = mb_max * depth.min(call.k.div_ceil(kern.kc) * kern.kc);
+    with_local::<T, _>(&A_SCRATCH, len, |apack| {
         for i0 in (0..call.m).step_by(MC_BLOCK) {
             let mb = MC_BLOCK.min(call.m - i0);
             for s0 in (0..call.k).step_by(depth) {
                 let kd = depth.min(call.k - s0);
                 let panels = mb.div_ceil(kern.mr);
-                let a =
-                    &mut apack.as_mut_slice()[..panels * kern.mr * kd.div_ceil(kern.kc) * kern.kc];
+                let a = &mut apack[..panels * kern.mr * kd.div_ceil(kern.kc) * kern.kc];
                 // SAFETY: rows i0..i0+mb and columns s0..s0+kd lie inside A.
                 unsafe { pack_slab(kern, call.a, (i0, mb), (s0, kd), a, nthreads > 1) };
                 let slab = Slab {
@@ -129,8 +136,7 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
                 unsafe { run_slab(kern, call, &slab, &plan) };
             }
         }
-    };
-    body();
+    });
 }
 
 /// The depth of each packed block: `k` split into as few blocks of at most
@@ -443,8 +449,22 @@ unsafe fn pack_slab<T: Float>(
         };
     };
     if par && dst.len() >= threads::PAR_THRESHOLD {
-        // Large enough that handing the packing to the pool costs little.
+        // Large enough that handing the packing to the pool costs little
+        // (the caller taking part, as below, made 2048^3 on 2 threads
+        // bimodal: 140-150 or 195-200 GFLOP/s by run, against 191-203).
         threads::install(|| dst.par_chunks_mut(mr * kc).enumerate().for_each(job));
+    } else if par && dst.len() >= A_PAR_MIN {
+        // The caller and a worker, woken here rather than for the tiles
+        // (256^3 on 2 threads: the serial packing took 21 of 210 us).
+        let per = dst
+            .len()
+            .div_ceil(mr * kc)
+            .div_ceil(2 * threads::num_threads());
+        threads::for_each_chunk_mut(dst, per * mr * kc, |u, run| {
+            for (q, panel) in run.chunks_mut(mr * kc).enumerate() {
+                job((u * per + q, panel));
+            }
+        });
     } else {
         dst.chunks_mut(mr * kc).enumerate().for_each(job);
     }
@@ -611,15 +631,29 @@ impl<T: Float> AlignedVec<T> {
 }
 
 thread_local! {
-    /// Per-thread packing scratch, reused across calls (grows, never shrinks).
+    /// Per-thread packing scratch of `B`, reused across calls (grows, never
+    /// shrinks).
     static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's packed slab of `A` (at most [`A_PACK_BYTES`]),
+    /// kept like [`SCRATCH`]: a fresh 256 KiB buffer per call took 28 us of
+    /// a 2-thread 256^3 GEMM of 210-260 us (3 us on one thread).
+    static A_SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a 64-byte-aligned scratch slice of `len` elements with
 /// unspecified (but initialised) contents: the thread's buffer, or a fresh
 /// one if that is already in use further up the stack.
 fn with_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+    with_local(&SCRATCH, len, f)
+}
+
+/// [`with_scratch`] on the thread's buffer `key`.
+fn with_local<T: Float, R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<u64>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => f(aligned_slice(&mut buf, len)),
         Err(_) => f(aligned_slice(&mut Vec::new(), len)),
     })

@@ -264,13 +264,12 @@ macro_rules! simd_micro_kernel {
         }
 
         /// The kernel body, `A`'s element `(i, p)` at `a + i rs + p cs`;
-        /// inlined into both entries, where the strides are constants or
-        /// loop-invariant.
+        /// inlined into both entries (whose target features its intrinsics
+        /// then take), so that the packed entry's strides are constants.
         ///
         /// # Safety
         /// As the entries.
-        #[inline]
-        #[target_feature(enable = $feat)]
+        #[inline(always)]
         unsafe fn $strided(
             k: usize,
             (a, rs, cs): (*const $t, usize, usize),
@@ -280,48 +279,55 @@ macro_rules! simd_micro_kernel {
             alpha: $t,
             beta: $t,
         ) {
-            let mut acc: [[$v; $nv]; $mr] = [[$zero; $nv]; $mr];
-            for i in 0..$mr {
-                // Warm the tile's first and last line for the final update.
-                prefetch(c.wrapping_add(i * ldc));
-                prefetch(c.wrapping_add(i * ldc + $nv * $lanes - 1));
-            }
-            for p in 0..k {
-                // SAFETY: column p < k of A's tile.
-                let ap = unsafe { a.add(p * cs) };
-                // SAFETY: the B panel holds k NR elements, p < k.
-                let bp = unsafe { b.add(p * $nv * $lanes) };
-                // Stream the B panel 8 steps ahead (a hint, never a fault).
-                let ahead = bp.wrapping_add(8 * $nv * $lanes);
-                prefetch(ahead);
-                prefetch(ahead.wrapping_byte_add(64));
-                let mut bv: [$v; $nv] = [$zero; $nv];
-                for (j, v) in bv.iter_mut().enumerate() {
-                    // SAFETY: lanes j*L..(j+1)*L of row p of the B panel.
-                    *v = unsafe { $load(bp.add(j * $lanes)) };
+            // SAFETY: inlined only into the entries, which enable the
+            // features these intrinsics need; the pointers as the contract.
+            unsafe {
+                let mut acc: [[$v; $nv]; $mr] = [[$zero; $nv]; $mr];
+                for i in 0..$mr {
+                    // Warm the tile's first and last line for the final update.
+                    prefetch(c.wrapping_add(i * ldc));
+                    prefetch(c.wrapping_add(i * ldc + $nv * $lanes - 1));
                 }
-                for (i, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: element i < MR of column p of A's tile.
-                    let av = $splat(unsafe { *ap.add(i * rs) });
-                    for (r, &bj) in row.iter_mut().zip(&bv) {
-                        *r = $fma(av, bj, *r);
+                for p in 0..k {
+                    // Column p < k of A's tile.
+                    let ap = a.add(p * cs);
+                    // The B panel holds k NR elements, p < k.
+                    let bp = b.add(p * $nv * $lanes);
+                    // Stream the B panel 8 steps ahead, one hint per cache line
+                    // of a step (a hint never faults).
+                    let ahead = bp.wrapping_add(8 * $nv * $lanes);
+                    let mut line = 0;
+                    while line < $nv * $lanes * std::mem::size_of::<$t>() {
+                        prefetch(ahead.wrapping_byte_add(line));
+                        line += 64;
+                    }
+                    let mut bv: [$v; $nv] = [$zero; $nv];
+                    for (j, v) in bv.iter_mut().enumerate() {
+                        // Lanes j*L..(j+1)*L of row p of the B panel.
+                        *v = $load(bp.add(j * $lanes));
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        // Element i < MR of column p of A's tile.
+                        let av = $splat(*ap.add(i * rs));
+                        for (r, &bj) in row.iter_mut().zip(&bv) {
+                            *r = $fma(av, bj, *r);
+                        }
                     }
                 }
-            }
-            let alpha_v = $splat(alpha);
-            let beta_v = $splat(beta);
-            for (i, row) in acc.iter().enumerate() {
-                for (j, &r) in row.iter().enumerate() {
-                    // SAFETY: (i, j L) lies in the writable MR x NR tile.
-                    let dst = unsafe { c.add(i * ldc + j * $lanes) };
-                    let v = if beta == 0.0 {
-                        $mul(alpha_v, r)
-                    } else {
-                        // SAFETY: the tile is readable when beta != 0.
-                        $fma(alpha_v, r, $mul(beta_v, unsafe { $load(dst) }))
-                    };
-                    // SAFETY: as above.
-                    unsafe { $store(dst, v) };
+                let alpha_v = $splat(alpha);
+                let beta_v = $splat(beta);
+                for (i, row) in acc.iter().enumerate() {
+                    for (j, &r) in row.iter().enumerate() {
+                        // (i, j L) lies in the writable MR x NR tile.
+                        let dst = c.add(i * ldc + j * $lanes);
+                        let v = if beta == 0.0 {
+                            $mul(alpha_v, r)
+                        } else {
+                            // The tile is readable when beta != 0.
+                            $fma(alpha_v, r, $mul(beta_v, $load(dst)))
+                        };
+                        $store(dst, v);
+                    }
                 }
             }
         }
