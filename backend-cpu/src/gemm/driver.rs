@@ -29,10 +29,6 @@ const MC_BLOCK: usize = 2048;
 /// rather than twice per `kc` block.
 const A_PACK_BYTES: usize = 8 << 20;
 
-/// Column chunks per thread, at least, where the columns allow chunks of
-/// two panels: a worker woken late still finds work.
-const UNITS_PER_THREAD: usize = 4;
-
 /// Elements of packed `A` from which the threads share its packing (its
 /// lines then also start in the cache of the thread that packed them).
 const A_PAR_MIN: usize = 16 << 10;
@@ -52,8 +48,7 @@ impl Plan {
     fn new(nr: usize, nc: usize, n: usize, threads: usize) -> Plan {
         let mut n_chunks = n.div_ceil(nc);
         if threads > 1 {
-            let fine = (threads * UNITS_PER_THREAD).min(n / (2 * nr));
-            n_chunks = n_chunks.max(fine).div_ceil(threads) * threads;
+            n_chunks = n_chunks.div_ceil(threads) * threads;
         }
         let nc = n.div_ceil(n_chunks).div_ceil(nr) * nr;
         Plan {
