@@ -73,6 +73,9 @@ const SPIN_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
 /// which wakes a worker and then the others in turn before any work starts
 /// (on a 2-core machine that made a 256^3 GEMM on 2 threads slower than
 /// OpenBLAS's by a third). Inside the pool it is a plain parallel loop.
+/// Done with its own indices, the caller spins up to [`SPIN_WAIT`] for
+/// the others before it sleeps. A panic in `f` reaches the caller once
+/// the other threads have stopped.
 pub fn for_each_index(count: usize, f: impl Fn(usize) + Sync) {
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -169,6 +172,21 @@ mod tests {
             total.fetch_add(i, Ordering::Relaxed);
         });
         assert_eq!(total.load(Ordering::Relaxed), 63 * 64 / 2);
+    }
+
+    #[test]
+    fn for_each_index_passes_a_panic_on_instead_of_waiting_forever() {
+        for bad in [0, 5, 63] {
+            let ran = AtomicUsize::new(0);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for_each_index(64, |i| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    assert!(i != bad, "index {i} fails");
+                })
+            }));
+            assert!(r.is_err(), "index {bad}: the panic was lost");
+            assert!(ran.load(Ordering::Relaxed) >= 1);
+        }
     }
 
     #[test]
