@@ -111,7 +111,7 @@ pub(crate) unsafe fn packed_gemm<T: Float>(
         kern.kc
     };
     let len = mb_max * depth.min(call.k.div_ceil(kern.kc) * kern.kc);
-    with_local::<T, _>(&A_SCRATCH, len, |apack| {
+    with_call_scratch::<T, _>(len, |apack| {
         for i0 in (0..call.m).step_by(MC_BLOCK) {
             let mb = MC_BLOCK.min(call.m - i0);
             for s0 in (0..call.k).step_by(depth) {
@@ -605,34 +605,15 @@ fn f32_pair<T: Float>(src: *const T, dst: &mut [T]) -> Option<(*const f32, *mut 
     (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| (src.cast(), dst.as_mut_ptr().cast()))
 }
 
-/// A heap buffer whose slice starts on a 64-byte boundary.
-pub(super) struct AlignedVec<T> {
-    buf: Vec<T>,
-    off: usize,
-    len: usize,
-}
-
-impl<T: Float> AlignedVec<T> {
-    pub(super) fn new(len: usize) -> Self {
-        let pad = 64 / std::mem::size_of::<T>();
-        let buf = vec![T::ZERO; len + pad];
-        let off = buf.as_ptr().align_offset(64).min(pad);
-        AlignedVec { buf, off, len }
-    }
-
-    pub(super) fn as_mut_slice(&mut self) -> &mut [T] {
-        &mut self.buf[self.off..self.off + self.len]
-    }
-}
-
 thread_local! {
     /// Per-thread packing scratch of `B`, reused across calls (grows, never
     /// shrinks).
     static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    /// The calling thread's packed slab of `A` (at most [`A_PACK_BYTES`]),
-    /// kept like [`SCRATCH`]: a fresh 256 KiB buffer per call took 28 us of
-    /// a 2-thread 256^3 GEMM of 210-260 us (3 us on one thread).
-    static A_SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's buffer for one GEMM: its packed slab of `A`
+    /// (at most [`A_PACK_BYTES`]), or the packed `B` of `rows.rs`; kept
+    /// like [`SCRATCH`]: a fresh 256 KiB buffer per call took 28 us of a
+    /// 2-thread 256^3 GEMM of 210-260 us (3 us on one thread).
+    static CALL_SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a 64-byte-aligned scratch slice of `len` elements with
@@ -640,6 +621,11 @@ thread_local! {
 /// one if that is already in use further up the stack.
 fn with_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     with_local(&SCRATCH, len, f)
+}
+
+/// [`with_scratch`] on the calling thread's [`CALL_SCRATCH`].
+pub(super) fn with_call_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    with_local(&CALL_SCRATCH, len, f)
 }
 
 /// [`with_scratch`] on the thread's buffer `key`.

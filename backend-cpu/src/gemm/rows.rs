@@ -9,7 +9,7 @@
 //! rows (contiguous along `k`, so `mr` prefetchable streams) against one
 //! packed block of `B`, which stays in L2 for the whole pass.
 
-use super::driver::{merge_edge, pack_a_panel, pack_b, split_depth, tile, AlignedVec};
+use super::driver::{merge_edge, pack_a_panel, pack_b, split_depth, tile, with_call_scratch};
 use super::kernels::{GemmKernel, MAX_TILE};
 use super::GemmCall;
 use crate::element::Float;
@@ -63,49 +63,50 @@ pub(super) unsafe fn rows_gemm<T: Float>(
     );
     let bpanels = call.n.div_ceil(nr);
     let strips = call.m / mr;
-    let mut bpack = AlignedVec::<T>::new(bpanels * nr * kc);
-    for p0 in (0..call.k).step_by(kc) {
-        let kb = kc.min(call.k - p0);
-        let b = &mut bpack.as_mut_slice()[..bpanels * nr * kb];
-        // SAFETY: rows p0..p0+kb and all columns of B are readable.
-        unsafe { pack_b(call.b, p0, kb, 0, call.n, nr, b) };
-        let b: &[T] = b;
-        let beta = if p0 == 0 { call.beta } else { T::ONE };
-        let unit = |u: usize| {
-            let first = u * STRIPS_PER_UNIT;
-            for s in first..(first + STRIPS_PER_UNIT).min(strips) {
-                // SAFETY: strip s is mr full rows of A and C; units write
-                // disjoint rows of C.
-                unsafe { strip(kern, call, (s * mr, p0, kb), b, beta) };
+    with_call_scratch::<T, _>(bpanels * nr * kc, |bpack| {
+        for p0 in (0..call.k).step_by(kc) {
+            let kb = kc.min(call.k - p0);
+            let b = &mut bpack[..bpanels * nr * kb];
+            // SAFETY: rows p0..p0+kb and all columns of B are readable.
+            unsafe { pack_b(call.b, p0, kb, 0, call.n, nr, b) };
+            let b: &[T] = b;
+            let beta = if p0 == 0 { call.beta } else { T::ONE };
+            let unit = |u: usize| {
+                let first = u * STRIPS_PER_UNIT;
+                for s in first..(first + STRIPS_PER_UNIT).min(strips) {
+                    // SAFETY: strip s is mr full rows of A and C; units write
+                    // disjoint rows of C.
+                    unsafe { strip(kern, call, (s * mr, p0, kb), b, beta) };
+                }
+            };
+            let units = strips.div_ceil(STRIPS_PER_UNIT);
+            if nthreads > 1 {
+                threads::for_each_index(units, unit);
+            } else {
+                (0..units).for_each(unit);
             }
-        };
-        let units = strips.div_ceil(STRIPS_PER_UNIT);
-        if nthreads > 1 {
-            threads::for_each_index(units, unit);
-        } else {
-            (0..units).for_each(unit);
-        }
-        let i0 = strips * mr;
-        if i0 < call.m {
-            // The last rows (fewer than mr) through a packed panel.
-            let mut panel = vec![T::ZERO; mr * kb];
-            // SAFETY: rows i0..m, columns p0..p0+kb of A are readable.
-            unsafe { pack_a_panel(call.a, i0, call.m - i0, p0, kb, mr, &mut panel) };
-            for (q, bpanel) in b.chunks_exact(nr * kb).enumerate() {
-                // SAFETY: the tile's corner is inside C; `tile` clips it.
-                unsafe {
-                    tile(
-                        kern,
-                        call,
-                        (&panel, bpanel),
-                        (i0, q * nr),
-                        call.m - i0,
-                        beta,
-                    )
-                };
+            let i0 = strips * mr;
+            if i0 < call.m {
+                // The last rows (fewer than mr) through a packed panel.
+                let mut panel = vec![T::ZERO; mr * kb];
+                // SAFETY: rows i0..m, columns p0..p0+kb of A are readable.
+                unsafe { pack_a_panel(call.a, i0, call.m - i0, p0, kb, mr, &mut panel) };
+                for (q, bpanel) in b.chunks_exact(nr * kb).enumerate() {
+                    // SAFETY: the tile's corner is inside C; `tile` clips it.
+                    unsafe {
+                        tile(
+                            kern,
+                            call,
+                            (&panel, bpanel),
+                            (i0, q * nr),
+                            call.m - i0,
+                            beta,
+                        )
+                    };
+                }
             }
         }
-    }
+    });
 }
 
 /// One strip: rows `i0..i0+mr` of `C` from the same rows of `A` (columns
