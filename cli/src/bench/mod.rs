@@ -288,6 +288,9 @@ fn run_child(
         cmd.env("SUNRISE_NUM_THREADS", n.to_string())
             .env("OPENBLAS_NUM_THREADS", n.to_string());
     }
+    if std::env::var_os(openblas::THREAD_TIMEOUT_VAR).is_none() {
+        cmd.env(openblas::THREAD_TIMEOUT_VAR, openblas::THREAD_TIMEOUT);
+    }
     if let Some(f) = &args.filter {
         cmd.args(["--filter", f]);
     }

@@ -8,6 +8,19 @@ use std::mem::ManuallyDrop;
 
 use libloading::Library;
 
+/// The variable that sets how long OpenBLAS's worker threads busy-wait
+/// after a call before they sleep (lower waits less), read when the
+/// library loads.
+pub(crate) const THREAD_TIMEOUT_VAR: &str = "OPENBLAS_THREAD_TIMEOUT";
+
+/// The value each bench child gets unless the caller set one: the
+/// shortest. The suite alternates single calls of ours and OpenBLAS's,
+/// and with the default wait OpenBLAS's idle threads kept spinning through
+/// our next call: 25088x576x64 on 2 threads (AVX2) read 94-103 GFLOP/s
+/// (one core's worth) in three runs, 173-186 with this value, while
+/// OpenBLAS's own figure stayed at 115-133 either way.
+pub(crate) const THREAD_TIMEOUT: &str = "4";
+
 /// Names tried in order: OpenBLAS's own soname, the development link, then
 /// whatever BLAS Debian's alternatives point `libblas.so.3` at.
 const NAMES: [&str; 3] = ["libopenblas.so.0", "libopenblas.so", "libblas.so.3"];
