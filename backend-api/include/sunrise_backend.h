@@ -28,7 +28,7 @@ typedef struct SrBackend SrBackend;
 
 /**
  * Major version of this ABI. A breaking change is a new major and new
- * `_v2` entry points; a plugin may export both.
+ * _v2 entry points; a plugin may export both.
  */
 #define SR_ABI_MAJOR 1
 
@@ -44,8 +44,8 @@ typedef struct SrBackend SrBackend;
 #define SR_MAX_RANK 8
 
 /**
- * Status codes. Append-only; `0` is success and is never carried by a status
- * object (success is a null status pointer).
+ * Status codes. Append-only; 0 (SR_OK) is success and is never carried by
+ * a status object: success is a null status pointer.
  */
 typedef int32_t SrStatusCode;
 
@@ -60,18 +60,19 @@ typedef uint32_t SrDType;
 typedef uint32_t SrDeviceKind;
 
 /**
- * Log levels for [`SrHostApi::log`].
+ * Log levels of the host's `log` callback (SrHostApi).
  */
 typedef uint32_t SrLogLevel;
 
 /**
- * An error report. Allocated by the side that reports it, freed only by
- * calling its own `release` (which is never null). Strings are
- * NUL-terminated UTF-8 and may be null when absent.
+ * An error report. Allocated by the side that reports it; the receiver
+ * reads it and frees it by calling its own `release` (never null) exactly
+ * once. Strings are NUL-terminated UTF-8, owned by the status, and may be
+ * null when absent.
  */
 typedef struct SrStatus {
     /**
-     * `size_of::<SrStatus>()` as the allocator compiled it.
+     * sizeof(SrStatus) as the side that allocated it compiled it.
      */
     uint64_t struct_size;
     /**
@@ -79,7 +80,7 @@ typedef struct SrStatus {
      */
     const void *ext;
     /**
-     * One of the `SR_*` codes, never `SR_OK`.
+     * One of the SR_* status codes, never SR_OK.
      */
     SrStatusCode code;
     /**
@@ -95,7 +96,7 @@ typedef struct SrStatus {
      */
     const char *component;
     /**
-     * What the user can do, e.g. `install the package nvidia-cudnn`; may be null.
+     * What the user can do, e.g. "install the package nvidia-cudnn"; may be null.
      */
     const char *hint;
     /**
@@ -107,30 +108,33 @@ typedef struct SrStatus {
 /**
  * A strided view of a buffer, borrowed for one call.
  *
- * Element `(i0, .., i{rank-1})` lives at byte
- * `byte_offset + sum(ik * strides[k]) * dtype_size` of `buffer`.
- * Strides are in elements and may be zero (broadcast) but never negative.
- * Entries at and beyond `rank` are zero.
+ * Element `(i0, ..., i[rank-1])` lives at byte
+ * `byte_offset + (i0 * strides[0] + ... + i[rank-1] * strides[rank-1]) * elem_size`
+ * of `buffer`, `elem_size` being 4 (f32), 8 (f64, i64) or 1 (u8). Strides are in elements and may be 0 (a broadcast dim) but
+ * are never negative from the host. Entries at and beyond `rank` are 0.
+ * A rank-0 view is one element. A backend checks `rank` (at most
+ * SR_MAX_RANK) before reading `shape` and `strides`, and that every element
+ * lies inside `buffer`; it answers SR_INVALID_ARGUMENT otherwise.
  */
 typedef struct SrTensorDesc {
     /**
-     * `size_of::<SrTensorDesc>()` as the writer compiled it.
+     * sizeof(SrTensorDesc) as the writer compiled it.
      */
     uint64_t struct_size;
     /**
-     * One of the `SR_DTYPE_*` ids.
+     * One of the SR_DTYPE_* ids.
      */
     SrDType dtype;
     /**
-     * Number of dimensions, `0..=SR_MAX_RANK`.
+     * Number of dimensions, 0 to SR_MAX_RANK.
      */
     uint32_t rank;
     /**
-     * Extent of each dimension.
+     * Extent of each dimension (>= 0).
      */
     int64_t shape[SR_MAX_RANK];
     /**
-     * Step of each dimension, in elements.
+     * Step of each dimension, in elements (>= 0; 0 repeats the element).
      */
     int64_t strides[SR_MAX_RANK];
     /**
@@ -145,21 +149,22 @@ typedef struct SrTensorDesc {
 
 /**
  * An (op, dtype) pair a backend implements. `dtype` is the dtype of the
- * op's first input (or its output when it has none).
+ * op's first input (of its output for `fill`, which has no input; of the u8
+ * mask for `where`).
  */
 typedef struct SrOpSupport {
     /**
-     * Op id, see [`crate::ops::OpId`].
+     * Op id, one of the SR_OP_* ids.
      */
     uint32_t op;
     /**
-     * Dtype id.
+     * One of the SR_DTYPE_* ids.
      */
     SrDType dtype;
 } SrOpSupport;
 
 /**
- * A free-form key/value device attribute (e.g. `cpu.isa` = `avx512`).
+ * A free-form key/value device attribute (e.g. "cpu.isa" = "avx512").
  */
 typedef struct SrAttribute {
     /**
@@ -173,12 +178,14 @@ typedef struct SrAttribute {
 } SrAttribute;
 
 /**
- * What a device is. Strings and the attribute array are owned by the
- * backend and valid until it is destroyed.
+ * What a device is. The host zeroes it and sets `struct_size`; the backend
+ * fills it. Strings and the attribute array are owned by the backend and
+ * stay valid until it is destroyed.
  */
 typedef struct SrDeviceProps {
     /**
-     * `size_of::<SrDeviceProps>()` as the writer compiled it.
+     * Set by the host to the size it passes (sizeof(SrDeviceProps) as it
+     * compiled it); the backend writes only fields that fit.
      */
     uint64_t struct_size;
     /**
@@ -186,7 +193,7 @@ typedef struct SrDeviceProps {
      */
     const void *ext;
     /**
-     * One of the `SR_DEVICE_*` kinds.
+     * One of the SR_DEVICE_* kinds.
      */
     SrDeviceKind kind;
     /**
@@ -194,7 +201,7 @@ typedef struct SrDeviceProps {
      */
     uint32_t reserved;
     /**
-     * Human-readable name, e.g. `NVIDIA H100 80GB HBM3`.
+     * Human-readable name, e.g. "NVIDIA H100 80GB HBM3".
      */
     const char *name;
     /**
@@ -214,11 +221,11 @@ typedef struct SrDeviceProps {
      */
     int32_t compute_minor;
     /**
-     * Driver version, e.g. `580.65.06`; may be null.
+     * Driver version, e.g. "580.65.06"; may be null.
      */
     const char *driver_version;
     /**
-     * Versions of the libraries in use, e.g. `cublas 13.0; cudnn 9.10`; may be null.
+     * Versions of the libraries in use, e.g. "cublas 13.0; cudnn 9.10"; may be null.
      */
     const char *library_versions;
     /**
@@ -226,19 +233,20 @@ typedef struct SrDeviceProps {
      */
     uint64_t attribute_count;
     /**
-     * Free-form attributes.
+     * `attribute_count` free-form attributes (may be null when the count is 0).
      */
     const struct SrAttribute *attributes;
 } SrDeviceProps;
 
 /**
- * Filled by `sunrise_backend_probe_v1`: cheap, no device set-up.
- * The host zeroes the struct and sets `struct_size`; the plugin writes only
- * fields that fit within it. Strings are copied in, NUL-terminated, truncated.
+ * Filled by sunrise_backend_probe_v1: cheap, no device set-up, no side
+ * effect. The host zeroes the struct and sets `struct_size`; the plugin
+ * writes only fields that fit within it. Strings are copied into the arrays,
+ * NUL-terminated, truncated to fit.
  */
 typedef struct SrProbeInfo {
     /**
-     * `size_of::<SrProbeInfo>()` as the host compiled it.
+     * sizeof(SrProbeInfo) as the host compiled it.
      */
     uint64_t struct_size;
     /**
@@ -258,11 +266,13 @@ typedef struct SrProbeInfo {
      */
     uint32_t usable;
     /**
-     * Preference among usable backends; higher wins under `SUNRISE_DEVICE=auto`.
+     * Preference among usable backends; the highest wins under
+     * SUNRISE_DEVICE=auto. The built-in CPU backend scores 10.
      */
     int32_t score;
     /**
-     * Short backend name, e.g. `cuda`; also the `SUNRISE_DEVICE` prefix.
+     * Short backend name, e.g. "cuda": what SUNRISE_DEVICE=NAME and
+     * --device NAME select; the library is named libsunrise_backend_NAME.so.
      */
     char name[32];
     /**
@@ -270,22 +280,23 @@ typedef struct SrProbeInfo {
      */
     char reason[256];
     /**
-     * When unusable: the missing component, e.g. `libcuda.so.1`.
+     * When unusable: the missing component, e.g. "libcuda.so.1".
      */
     char component[64];
     /**
-     * When unusable: what to do, e.g. `install the package libcuda1`.
+     * When unusable: what to do, e.g. "install the package libcuda1".
      */
     char hint[128];
 } SrProbeInfo;
 
 /**
- * The host's table, handed to `sunrise_backend_init_v1` and valid until the
- * backend is destroyed.
+ * The host's table, handed to sunrise_backend_init_v1 and valid until the
+ * backend is destroyed. A plugin checks `struct_size` before it reads a
+ * field added after ABI 1.0 (none yet).
  */
 typedef struct SrHostApi {
     /**
-     * `size_of::<SrHostApi>()` as the host compiled it.
+     * sizeof(SrHostApi) as the host compiled it.
      */
     uint64_t struct_size;
     /**
@@ -305,25 +316,30 @@ typedef struct SrHostApi {
      */
     void *user_data;
     /**
-     * Logs one line into the host's `tracing` output. May be null.
+     * Logs one line into the host's log (what SUNRISE_LOG shows). May be
+     * null. Callable from any thread, until the backend is destroyed.
      * `target` and `message` are NUL-terminated UTF-8, borrowed for the call.
      */
     void (*log)(void *user_data, SrLogLevel level, const char *target, const char *message);
 } SrHostApi;
 
 /**
- * Returns null on success, else a status owned by the backend.
+ * Null on success, else a status owned by the backend that the host frees
+ * through its `release`.
  */
 typedef struct SrStatus *SrStatusPtr;
 
 /**
- * The backend's table, filled by `sunrise_backend_init_v1`. Every function
- * takes the `backend` instance first. Append-only: fields after
- * `execute` must be checked with [`has_field`] against `struct_size`.
+ * The backend's table, filled by sunrise_backend_init_v1. Every function
+ * takes the `backend` instance first and may be called from any thread,
+ * concurrently. Append-only: the fields up to `execute` are ABI 1.0; a
+ * reader uses a later field only when
+ * struct_size >= offsetof(SrPluginApi, field) + sizeof(field).
  */
 typedef struct SrPluginApi {
     /**
-     * `size_of::<SrPluginApi>()` as the plugin compiled it.
+     * On entry to init: the size of the table the host passes. The plugin
+     * sets it to the size it filled: at most that, at least the 1.0 table.
      */
     uint64_t struct_size;
     /**
@@ -343,7 +359,8 @@ typedef struct SrPluginApi {
      */
     SrBackend *backend;
     /**
-     * Destroys the instance; nothing of it may be used afterwards.
+     * Destroys the instance. Called once, after the host's last call into
+     * it; then the host unloads the library.
      */
     void (*destroy)(SrBackend *backend);
     /**
@@ -351,25 +368,32 @@ typedef struct SrPluginApi {
      */
     uint32_t (*device_count)(SrBackend *backend);
     /**
-     * Describes device `device`; the host sets `out.struct_size`.
+     * Describes device `device` (0 to device_count - 1) into `out`, which
+     * the host zeroed and whose `struct_size` it set.
      */
     SrStatusPtr (*device_props)(SrBackend *backend, uint32_t device, struct SrDeviceProps *out);
     /**
-     * The (op, dtype) pairs implemented; the array lives as long as the instance.
+     * The (op, dtype) pairs implemented, as `count` entries at `pairs`; the
+     * array lives as long as the instance. The host reads it once, after init.
      */
     SrStatusPtr (*supported_ops)(SrBackend *backend,
                                  uint64_t *count,
                                  const struct SrOpSupport **pairs);
     /**
-     * Allocates `bytes` bytes (at least 64-byte aligned) on `device`.
+     * Allocates `bytes` bytes (at least 64-byte aligned) on `device` and
+     * stores the handle in `out`. 0 bytes still gives a valid handle.
      */
     SrStatusPtr (*buffer_alloc)(SrBackend *backend, uint32_t device, uint64_t bytes, SrBuffer **out);
     /**
-     * Frees a buffer this instance allocated.
+     * Frees a buffer this instance allocated. The host may free a buffer
+     * right after an execute that uses it: a backend that runs work
+     * asynchronously must keep the memory until that work is done.
      */
     void (*buffer_free)(SrBackend *backend, SrBuffer *buffer);
     /**
-     * Copies `len` bytes from host memory into the buffer at `offset`; synchronous.
+     * Copies `len` bytes from host memory `src` into the buffer at `offset`.
+     * Synchronous: `src` may be reused when it returns, and later executes
+     * see the data. offset + len beyond the buffer is SR_INVALID_ARGUMENT.
      */
     SrStatusPtr (*buffer_write)(SrBackend *backend,
                                 SrBuffer *buffer,
@@ -377,7 +401,10 @@ typedef struct SrPluginApi {
                                 const void *src,
                                 uint64_t len);
     /**
-     * Copies `len` bytes from the buffer at `offset` into host memory; synchronous.
+     * Copies `len` bytes from the buffer at `offset` into host memory `dst`.
+     * Synchronous, and the data reflect every execute issued before it on
+     * the buffer's device. offset + len beyond the buffer is
+     * SR_INVALID_ARGUMENT.
      */
     SrStatusPtr (*buffer_read)(SrBackend *backend,
                                SrBuffer *buffer,
@@ -389,9 +416,14 @@ typedef struct SrPluginApi {
      */
     SrStatusPtr (*synchronize)(SrBackend *backend, uint32_t device);
     /**
-     * Runs op `op` on `device`. `params` points to the op's params struct
-     * (or is null for ops without one). Outputs are written in place; an
-     * output may be read first where the op says so (accumulation).
+     * Runs op `op` (an SR_OP_* id) on `device`. `params` points to the op's
+     * params struct (null for ops without one); `inputs` and `outputs` are
+     * arrays of `input_count` and `output_count` descriptors, borrowed for
+     * the call. Outputs are written in place; an output is read first only
+     * where the op says so (accumulation). Returns SR_UNSUPPORTED for a pair
+     * the backend lacks and SR_INVALID_ARGUMENT for a call it does not
+     * accept. May queue the work and return before it is done, provided
+     * later buffer_read calls see its results.
      */
     SrStatusPtr (*execute)(SrBackend *backend,
                            uint32_t device,
@@ -404,33 +436,36 @@ typedef struct SrPluginApi {
     /**
      * Since ABI 1.1: sets backend option `key` to `value` (NUL-terminated
      * UTF-8) for every device of the instance, e.g. the CUDA backend's
-     * `tf32` = `on` or `off`. An unknown key or value is
-     * `SR_INVALID_ARGUMENT`. A host reads it only when `struct_size` covers it.
+     * "tf32" = "on" or "off". An unknown key or value is
+     * SR_INVALID_ARGUMENT. The host calls it only when `struct_size` covers
+     * it and it is not null.
      */
     SrStatusPtr (*set_option)(SrBackend *backend, const char *key, const char *value);
 } SrPluginApi;
 
 /**
- * `sunrise_backend_probe_v1`: fills `info`; never fails, never panics.
+ * The type of sunrise_backend_probe_v1: fills `info`; never fails, never
+ * crashes.
  */
 typedef void (*SrProbeFnV1)(struct SrProbeInfo *info);
 
 /**
- * `sunrise_backend_init_v1`: creates an instance and fills `plugin`
- * (whose `struct_size` the host set). Returns null or a status.
+ * The type of sunrise_backend_init_v1: creates an instance and fills
+ * `plugin` (whose `struct_size` the host set). Returns null or a status.
  */
 typedef SrStatusPtr (*SrInitFnV1)(const struct SrHostApi *host, struct SrPluginApi *plugin);
 
 /**
- * Params of `unary_backward`.
+ * Params of `unary_backward` (SR_OP_UNARY_BACKWARD).
  */
 typedef struct SrUnaryBackwardParams {
     /**
-     * `size_of::<UnaryBackwardParams>()`.
+     * sizeof(SrUnaryBackwardParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
-     * Id of the forward unary op.
+     * Id of the forward unary op, SR_OP_NEG to SR_OP_SILU.
      */
     uint32_t op;
     /**
@@ -440,29 +475,33 @@ typedef struct SrUnaryBackwardParams {
 } SrUnaryBackwardParams;
 
 /**
- * Params of `fill`.
+ * Params of `fill` (SR_OP_FILL).
  */
 typedef struct SrFillParams {
     /**
-     * `size_of::<FillParams>()`.
+     * sizeof(SrFillParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
-     * The value, converted to the output dtype.
+     * The value, converted to the output dtype (to an integer: truncated
+     * toward zero and saturated, NaN to 0).
      */
     double value;
 } SrFillParams;
 
 /**
- * Params of ops along one axis (`concat`, softmax family, index ops).
+ * Params of the ops along one axis: `concat`, `softmax`, `log_softmax` and
+ * their backward ops, `index_select`, `index_add`.
  */
 typedef struct SrAxisParams {
     /**
-     * `size_of::<AxisParams>()`.
+     * sizeof(SrAxisParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
-     * Axis, `0..rank` (never negative across the ABI).
+     * Axis, 0 to rank - 1 (never negative across the ABI).
      */
     uint32_t axis;
     /**
@@ -472,25 +511,27 @@ typedef struct SrAxisParams {
 } SrAxisParams;
 
 /**
- * Params of reductions.
+ * Params of the reductions `sum`, `mean`, `max`, `min`, `argmax`.
  */
 typedef struct SrReduceParams {
     /**
-     * `size_of::<ReduceParams>()`.
+     * sizeof(SrReduceParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
-     * Bit `k` set: reduce over axis `k`.
+     * Bit k set: reduce over axis k (argmax: exactly one bit).
      */
     uint64_t axes_mask;
 } SrReduceParams;
 
 /**
- * Params of `matmul`.
+ * Params of `matmul`: c = alpha * a b + beta * c.
  */
 typedef struct SrMatmulParams {
     /**
-     * `size_of::<MatmulParams>()`.
+     * sizeof(SrMatmulParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
@@ -498,17 +539,19 @@ typedef struct SrMatmulParams {
      */
     double alpha;
     /**
-     * Scale of the prior output (0: the output is not read).
+     * Scale of the prior output (0: the output is not read, so NaN there
+     * does not propagate).
      */
     double beta;
 } SrMatmulParams;
 
 /**
- * Params of the conv2d family.
+ * Params of `conv2d`, `conv2d_backward_data`, `conv2d_backward_filter`.
  */
 typedef struct SrConv2dParams {
     /**
-     * `size_of::<Conv2dParams>()`.
+     * sizeof(SrConv2dParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
@@ -530,11 +573,12 @@ typedef struct SrConv2dParams {
 } SrConv2dParams;
 
 /**
- * Params of the pool2d family.
+ * Params of `max_pool2d`, `avg_pool2d` and their backward ops.
  */
 typedef struct SrPool2dParams {
     /**
-     * `size_of::<Pool2dParams>()`.
+     * sizeof(SrPool2dParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
@@ -550,7 +594,8 @@ typedef struct SrPool2dParams {
      */
     int64_t padding[2];
     /**
-     * Average pooling: 1 counts padded positions in the divisor.
+     * Average pooling: 1 counts padded positions in the divisor, 0 divides
+     * by the real elements of the window only.
      */
     uint32_t count_include_pad;
     /**
@@ -560,11 +605,12 @@ typedef struct SrPool2dParams {
 } SrPool2dParams;
 
 /**
- * Params of the norm family.
+ * Params of `layer_norm`, `batch_norm` and their backward ops.
  */
 typedef struct SrNormParams {
     /**
-     * `size_of::<NormParams>()`.
+     * sizeof(SrNormParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
@@ -577,17 +623,19 @@ typedef struct SrNormParams {
      */
     uint32_t axis;
     /**
-     * batch_norm: 1 for batch statistics, 0 for running statistics.
+     * batch_norm: 1 for batch statistics (training), 0 for running
+     * statistics (inference). layer_norm: unused, 0.
      */
     uint32_t training;
 } SrNormParams;
 
 /**
- * Params of the cross-entropy pair.
+ * Params of `cross_entropy` and `cross_entropy_backward`.
  */
 typedef struct SrCrossEntropyParams {
     /**
-     * `size_of::<CrossEntropyParams>()`.
+     * sizeof(SrCrossEntropyParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.0 and ignores fields it does not know.
      */
     uint64_t struct_size;
     /**
@@ -602,13 +650,15 @@ typedef struct SrCrossEntropyParams {
 #define SR_OK 0
 
 /**
- * An argument was invalid (shape, dtype, params, handle).
+ * An argument was invalid: a shape, dtype, rank, input or output count,
+ * params struct, handle or byte range the backend does not accept. The
+ * host reports it as an error (no fallback).
  */
 #define SR_INVALID_ARGUMENT 1
 
 /**
- * The backend does not implement this (op, dtype) pair; the host may fall
- * back to another backend for this one call.
+ * The backend does not implement this (op, dtype) pair (or this variant of
+ * it); the host runs this one call on its CPU backend instead.
  */
 #define SR_UNSUPPORTED 2
 
@@ -628,7 +678,10 @@ typedef struct SrCrossEntropyParams {
 #define SR_ABI_MISMATCH 5
 
 /**
- * The backend panicked; the panic was caught at the ABI boundary.
+ * The backend failed unexpectedly inside the call and caught the failure
+ * at the ABI boundary instead of crashing the process (what a Rust
+ * backend's caught panic becomes; a C++ backend may use it for an
+ * exception).
  */
 #define SR_PANIC 6
 
@@ -692,13 +745,16 @@ typedef struct SrCrossEntropyParams {
  */
 #define SR_LOG_TRACE 5
 
-/* BEGIN op ids: generated from OpId::ALL by backend-api/tests/header.rs */
+/* BEGIN op ids: generated from the op set by backend-api/tests/header.rs */
 
 /*
  * Op ids of op set v1 (the `op` argument of `execute`, `SrOpSupport.op`).
  * Append-only: an id is never renumbered or reused. Each line gives the
  * op's name, its input and output counts, and its params struct (pass null
- * when it takes none). Semantics: backend-api/src/ops.rs.
+ * when it takes none). Each op's inputs in order, outputs, params and
+ * semantics: the backend author's guide, GUIDE.md (installed as
+ * /usr/share/doc/sunrise-backend-dev/GUIDE.md; backend-api/doc/GUIDE.md
+ * in the source).
  */
 #define SR_OP_NEG                     1  /* neg: 1 in, 1 out, no params */
 #define SR_OP_ABS                     2  /* abs: 1 in, 1 out, no params */

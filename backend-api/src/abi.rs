@@ -6,6 +6,9 @@
 //!   writer compiled it) and an `ext` pointer reserved for extensions;
 //! - tables are append-only: a reader checks `struct_size` before touching a
 //!   field added after version 1.0 (see [`has_field`]);
+//! - the doc comments of every item cbindgen exports become the C header's
+//!   comments, so they are written for C readers too: `sizeof(T)`, plain
+//!   names, no Rust paths or links (`tests/header.rs` checks).
 //! - only C types cross: integers, floats, raw pointers, fixed arrays and
 //!   `extern "C"` function pointers. No Rust type, no unwinding.
 //!
@@ -15,7 +18,7 @@
 use std::ffi::{c_char, c_void};
 
 /// Major version of this ABI. A breaking change is a new major and new
-/// `_v2` entry points; a plugin may export both.
+/// _v2 entry points; a plugin may export both.
 pub const SR_ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI. Minor versions only append; the version in
 /// effect between a host and a plugin is the lower of the two.
@@ -28,15 +31,17 @@ pub const SR_PROBE_SYMBOL_V1: &[u8] = b"sunrise_backend_probe_v1\0";
 /// Name of the init entry point (NUL-terminated, for `dlsym`).
 pub const SR_INIT_SYMBOL_V1: &[u8] = b"sunrise_backend_init_v1\0";
 
-/// Status codes. Append-only; `0` is success and is never carried by a status
-/// object (success is a null status pointer).
+/// Status codes. Append-only; 0 (SR_OK) is success and is never carried by
+/// a status object: success is a null status pointer.
 pub type SrStatusCode = i32;
 /// Success.
 pub const SR_OK: SrStatusCode = 0;
-/// An argument was invalid (shape, dtype, params, handle).
+/// An argument was invalid: a shape, dtype, rank, input or output count,
+/// params struct, handle or byte range the backend does not accept. The
+/// host reports it as an error (no fallback).
 pub const SR_INVALID_ARGUMENT: SrStatusCode = 1;
-/// The backend does not implement this (op, dtype) pair; the host may fall
-/// back to another backend for this one call.
+/// The backend does not implement this (op, dtype) pair (or this variant of
+/// it); the host runs this one call on its CPU backend instead.
 pub const SR_UNSUPPORTED: SrStatusCode = 2;
 /// Device or host memory could not be allocated.
 pub const SR_OUT_OF_MEMORY: SrStatusCode = 3;
@@ -44,22 +49,26 @@ pub const SR_OUT_OF_MEMORY: SrStatusCode = 3;
 pub const SR_UNAVAILABLE: SrStatusCode = 4;
 /// The ABI versions of host and plugin cannot work together.
 pub const SR_ABI_MISMATCH: SrStatusCode = 5;
-/// The backend panicked; the panic was caught at the ABI boundary.
+/// The backend failed unexpectedly inside the call and caught the failure
+/// at the ABI boundary instead of crashing the process (what a Rust
+/// backend's caught panic becomes; a C++ backend may use it for an
+/// exception).
 pub const SR_PANIC: SrStatusCode = 6;
 /// Any other failure inside the backend or its device.
 pub const SR_INTERNAL: SrStatusCode = 7;
 
-/// An error report. Allocated by the side that reports it, freed only by
-/// calling its own `release` (which is never null). Strings are
-/// NUL-terminated UTF-8 and may be null when absent.
+/// An error report. Allocated by the side that reports it; the receiver
+/// reads it and frees it by calling its own `release` (never null) exactly
+/// once. Strings are NUL-terminated UTF-8, owned by the status, and may be
+/// null when absent.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SrStatus {
-    /// `size_of::<SrStatus>()` as the allocator compiled it.
+    /// sizeof(SrStatus) as the side that allocated it compiled it.
     pub struct_size: u64,
     /// Extension chain; null in version 1.0.
     pub ext: *const c_void,
-    /// One of the `SR_*` codes, never `SR_OK`.
+    /// One of the SR_* status codes, never SR_OK.
     pub code: SrStatusCode,
     /// Reserved, zero.
     pub reserved: u32,
@@ -67,7 +76,7 @@ pub struct SrStatus {
     pub message: *const c_char,
     /// The component at fault, e.g. `libcudnn.so.9`; may be null.
     pub component: *const c_char,
-    /// What the user can do, e.g. `install the package nvidia-cudnn`; may be null.
+    /// What the user can do, e.g. "install the package nvidia-cudnn"; may be null.
     pub hint: *const c_char,
     /// Frees this status and its strings. Called exactly once by the receiver.
     pub release: Option<unsafe extern "C" fn(status: *mut SrStatus)>,
@@ -94,22 +103,25 @@ pub struct SrBuffer {
 
 /// A strided view of a buffer, borrowed for one call.
 ///
-/// Element `(i0, .., i{rank-1})` lives at byte
-/// `byte_offset + sum(ik * strides[k]) * dtype_size` of `buffer`.
-/// Strides are in elements and may be zero (broadcast) but never negative.
-/// Entries at and beyond `rank` are zero.
+/// Element `(i0, ..., i[rank-1])` lives at byte
+/// `byte_offset + (i0 * strides[0] + ... + i[rank-1] * strides[rank-1]) * elem_size`
+/// of `buffer`, `elem_size` being 4 (f32), 8 (f64, i64) or 1 (u8). Strides are in elements and may be 0 (a broadcast dim) but
+/// are never negative from the host. Entries at and beyond `rank` are 0.
+/// A rank-0 view is one element. A backend checks `rank` (at most
+/// SR_MAX_RANK) before reading `shape` and `strides`, and that every element
+/// lies inside `buffer`; it answers SR_INVALID_ARGUMENT otherwise.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SrTensorDesc {
-    /// `size_of::<SrTensorDesc>()` as the writer compiled it.
+    /// sizeof(SrTensorDesc) as the writer compiled it.
     pub struct_size: u64,
-    /// One of the `SR_DTYPE_*` ids.
+    /// One of the SR_DTYPE_* ids.
     pub dtype: SrDType,
-    /// Number of dimensions, `0..=SR_MAX_RANK`.
+    /// Number of dimensions, 0 to SR_MAX_RANK.
     pub rank: u32,
-    /// Extent of each dimension.
+    /// Extent of each dimension (>= 0).
     pub shape: [i64; SR_MAX_RANK],
-    /// Step of each dimension, in elements.
+    /// Step of each dimension, in elements (>= 0; 0 repeats the element).
     pub strides: [i64; SR_MAX_RANK],
     /// The buffer the view reads or writes.
     pub buffer: *mut SrBuffer,
@@ -118,13 +130,14 @@ pub struct SrTensorDesc {
 }
 
 /// An (op, dtype) pair a backend implements. `dtype` is the dtype of the
-/// op's first input (or its output when it has none).
+/// op's first input (of its output for `fill`, which has no input; of the u8
+/// mask for `where`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SrOpSupport {
-    /// Op id, see [`crate::ops::OpId`].
+    /// Op id, one of the SR_OP_* ids.
     pub op: u32,
-    /// Dtype id.
+    /// One of the SR_DTYPE_* ids.
     pub dtype: SrDType,
 }
 
@@ -135,7 +148,7 @@ pub const SR_DEVICE_CPU: SrDeviceKind = 0;
 /// An NVIDIA GPU driven through CUDA.
 pub const SR_DEVICE_CUDA: SrDeviceKind = 1;
 
-/// A free-form key/value device attribute (e.g. `cpu.isa` = `avx512`).
+/// A free-form key/value device attribute (e.g. "cpu.isa" = "avx512").
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SrAttribute {
@@ -145,20 +158,22 @@ pub struct SrAttribute {
     pub value: *const c_char,
 }
 
-/// What a device is. Strings and the attribute array are owned by the
-/// backend and valid until it is destroyed.
+/// What a device is. The host zeroes it and sets `struct_size`; the backend
+/// fills it. Strings and the attribute array are owned by the backend and
+/// stay valid until it is destroyed.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SrDeviceProps {
-    /// `size_of::<SrDeviceProps>()` as the writer compiled it.
+    /// Set by the host to the size it passes (sizeof(SrDeviceProps) as it
+    /// compiled it); the backend writes only fields that fit.
     pub struct_size: u64,
     /// Extension chain; null in version 1.0.
     pub ext: *const c_void,
-    /// One of the `SR_DEVICE_*` kinds.
+    /// One of the SR_DEVICE_* kinds.
     pub kind: SrDeviceKind,
     /// Reserved, zero.
     pub reserved: u32,
-    /// Human-readable name, e.g. `NVIDIA H100 80GB HBM3`.
+    /// Human-readable name, e.g. "NVIDIA H100 80GB HBM3".
     pub name: *const c_char,
     /// Total memory in bytes (0 when unknown).
     pub total_memory: u64,
@@ -168,23 +183,24 @@ pub struct SrDeviceProps {
     pub compute_major: i32,
     /// Compute capability minor.
     pub compute_minor: i32,
-    /// Driver version, e.g. `580.65.06`; may be null.
+    /// Driver version, e.g. "580.65.06"; may be null.
     pub driver_version: *const c_char,
-    /// Versions of the libraries in use, e.g. `cublas 13.0; cudnn 9.10`; may be null.
+    /// Versions of the libraries in use, e.g. "cublas 13.0; cudnn 9.10"; may be null.
     pub library_versions: *const c_char,
     /// Number of entries in `attributes`.
     pub attribute_count: u64,
-    /// Free-form attributes.
+    /// `attribute_count` free-form attributes (may be null when the count is 0).
     pub attributes: *const SrAttribute,
 }
 
-/// Filled by `sunrise_backend_probe_v1`: cheap, no device set-up.
-/// The host zeroes the struct and sets `struct_size`; the plugin writes only
-/// fields that fit within it. Strings are copied in, NUL-terminated, truncated.
+/// Filled by sunrise_backend_probe_v1: cheap, no device set-up, no side
+/// effect. The host zeroes the struct and sets `struct_size`; the plugin
+/// writes only fields that fit within it. Strings are copied into the arrays,
+/// NUL-terminated, truncated to fit.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SrProbeInfo {
-    /// `size_of::<SrProbeInfo>()` as the host compiled it.
+    /// sizeof(SrProbeInfo) as the host compiled it.
     pub struct_size: u64,
     /// Extension chain; null in version 1.0.
     pub ext: *const c_void,
@@ -194,19 +210,21 @@ pub struct SrProbeInfo {
     pub abi_minor: u32,
     /// 1 when the plugin can run here, 0 when not.
     pub usable: u32,
-    /// Preference among usable backends; higher wins under `SUNRISE_DEVICE=auto`.
+    /// Preference among usable backends; the highest wins under
+    /// SUNRISE_DEVICE=auto. The built-in CPU backend scores 10.
     pub score: i32,
-    /// Short backend name, e.g. `cuda`; also the `SUNRISE_DEVICE` prefix.
+    /// Short backend name, e.g. "cuda": what SUNRISE_DEVICE=NAME and
+    /// --device NAME select; the library is named libsunrise_backend_NAME.so.
     pub name: [c_char; 32],
     /// When unusable: why, in one sentence.
     pub reason: [c_char; 256],
-    /// When unusable: the missing component, e.g. `libcuda.so.1`.
+    /// When unusable: the missing component, e.g. "libcuda.so.1".
     pub component: [c_char; 64],
-    /// When unusable: what to do, e.g. `install the package libcuda1`.
+    /// When unusable: what to do, e.g. "install the package libcuda1".
     pub hint: [c_char; 128],
 }
 
-/// Log levels for [`SrHostApi::log`].
+/// Log levels of the host's `log` callback (SrHostApi).
 pub type SrLogLevel = u32;
 /// An error.
 pub const SR_LOG_ERROR: SrLogLevel = 1;
@@ -219,12 +237,13 @@ pub const SR_LOG_DEBUG: SrLogLevel = 4;
 /// Tracing detail.
 pub const SR_LOG_TRACE: SrLogLevel = 5;
 
-/// The host's table, handed to `sunrise_backend_init_v1` and valid until the
-/// backend is destroyed.
+/// The host's table, handed to sunrise_backend_init_v1 and valid until the
+/// backend is destroyed. A plugin checks `struct_size` before it reads a
+/// field added after ABI 1.0 (none yet).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SrHostApi {
-    /// `size_of::<SrHostApi>()` as the host compiled it.
+    /// sizeof(SrHostApi) as the host compiled it.
     pub struct_size: u64,
     /// Extension chain; null in version 1.0.
     pub ext: *const c_void,
@@ -234,7 +253,8 @@ pub struct SrHostApi {
     pub abi_minor: u32,
     /// Passed back to `log`.
     pub user_data: *mut c_void,
-    /// Logs one line into the host's `tracing` output. May be null.
+    /// Logs one line into the host's log (what SUNRISE_LOG shows). May be
+    /// null. Callable from any thread, until the backend is destroyed.
     /// `target` and `message` are NUL-terminated UTF-8, borrowed for the call.
     pub log: Option<
         unsafe extern "C" fn(
@@ -253,16 +273,20 @@ pub struct SrBackend {
     _private: [u8; 0],
 }
 
-/// Returns null on success, else a status owned by the backend.
+/// Null on success, else a status owned by the backend that the host frees
+/// through its `release`.
 pub type SrStatusPtr = *mut SrStatus;
 
-/// The backend's table, filled by `sunrise_backend_init_v1`. Every function
-/// takes the `backend` instance first. Append-only: fields after
-/// `execute` must be checked with [`has_field`] against `struct_size`.
+/// The backend's table, filled by sunrise_backend_init_v1. Every function
+/// takes the `backend` instance first and may be called from any thread,
+/// concurrently. Append-only: the fields up to `execute` are ABI 1.0; a
+/// reader uses a later field only when
+/// struct_size >= offsetof(SrPluginApi, field) + sizeof(field).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SrPluginApi {
-    /// `size_of::<SrPluginApi>()` as the plugin compiled it.
+    /// On entry to init: the size of the table the host passes. The plugin
+    /// sets it to the size it filled: at most that, at least the 1.0 table.
     pub struct_size: u64,
     /// Extension chain; null in version 1.0.
     pub ext: *const c_void,
@@ -272,11 +296,13 @@ pub struct SrPluginApi {
     pub abi_minor: u32,
     /// The instance every call takes.
     pub backend: *mut SrBackend,
-    /// Destroys the instance; nothing of it may be used afterwards.
+    /// Destroys the instance. Called once, after the host's last call into
+    /// it; then the host unloads the library.
     pub destroy: Option<unsafe extern "C" fn(backend: *mut SrBackend)>,
     /// Number of devices.
     pub device_count: Option<unsafe extern "C" fn(backend: *mut SrBackend) -> u32>,
-    /// Describes device `device`; the host sets `out.struct_size`.
+    /// Describes device `device` (0 to device_count - 1) into `out`, which
+    /// the host zeroed and whose `struct_size` it set.
     pub device_props: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -284,7 +310,8 @@ pub struct SrPluginApi {
             out: *mut SrDeviceProps,
         ) -> SrStatusPtr,
     >,
-    /// The (op, dtype) pairs implemented; the array lives as long as the instance.
+    /// The (op, dtype) pairs implemented, as `count` entries at `pairs`; the
+    /// array lives as long as the instance. The host reads it once, after init.
     pub supported_ops: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -292,7 +319,8 @@ pub struct SrPluginApi {
             pairs: *mut *const SrOpSupport,
         ) -> SrStatusPtr,
     >,
-    /// Allocates `bytes` bytes (at least 64-byte aligned) on `device`.
+    /// Allocates `bytes` bytes (at least 64-byte aligned) on `device` and
+    /// stores the handle in `out`. 0 bytes still gives a valid handle.
     pub buffer_alloc: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -301,9 +329,13 @@ pub struct SrPluginApi {
             out: *mut *mut SrBuffer,
         ) -> SrStatusPtr,
     >,
-    /// Frees a buffer this instance allocated.
+    /// Frees a buffer this instance allocated. The host may free a buffer
+    /// right after an execute that uses it: a backend that runs work
+    /// asynchronously must keep the memory until that work is done.
     pub buffer_free: Option<unsafe extern "C" fn(backend: *mut SrBackend, buffer: *mut SrBuffer)>,
-    /// Copies `len` bytes from host memory into the buffer at `offset`; synchronous.
+    /// Copies `len` bytes from host memory `src` into the buffer at `offset`.
+    /// Synchronous: `src` may be reused when it returns, and later executes
+    /// see the data. offset + len beyond the buffer is SR_INVALID_ARGUMENT.
     pub buffer_write: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -313,7 +345,10 @@ pub struct SrPluginApi {
             len: u64,
         ) -> SrStatusPtr,
     >,
-    /// Copies `len` bytes from the buffer at `offset` into host memory; synchronous.
+    /// Copies `len` bytes from the buffer at `offset` into host memory `dst`.
+    /// Synchronous, and the data reflect every execute issued before it on
+    /// the buffer's device. offset + len beyond the buffer is
+    /// SR_INVALID_ARGUMENT.
     pub buffer_read: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -326,9 +361,14 @@ pub struct SrPluginApi {
     /// Waits until all work queued on `device` is done.
     pub synchronize:
         Option<unsafe extern "C" fn(backend: *mut SrBackend, device: u32) -> SrStatusPtr>,
-    /// Runs op `op` on `device`. `params` points to the op's params struct
-    /// (or is null for ops without one). Outputs are written in place; an
-    /// output may be read first where the op says so (accumulation).
+    /// Runs op `op` (an SR_OP_* id) on `device`. `params` points to the op's
+    /// params struct (null for ops without one); `inputs` and `outputs` are
+    /// arrays of `input_count` and `output_count` descriptors, borrowed for
+    /// the call. Outputs are written in place; an output is read first only
+    /// where the op says so (accumulation). Returns SR_UNSUPPORTED for a pair
+    /// the backend lacks and SR_INVALID_ARGUMENT for a call it does not
+    /// accept. May queue the work and return before it is done, provided
+    /// later buffer_read calls see its results.
     pub execute: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -343,8 +383,9 @@ pub struct SrPluginApi {
     >,
     /// Since ABI 1.1: sets backend option `key` to `value` (NUL-terminated
     /// UTF-8) for every device of the instance, e.g. the CUDA backend's
-    /// `tf32` = `on` or `off`. An unknown key or value is
-    /// `SR_INVALID_ARGUMENT`. A host reads it only when `struct_size` covers it.
+    /// "tf32" = "on" or "off". An unknown key or value is
+    /// SR_INVALID_ARGUMENT. The host calls it only when `struct_size` covers
+    /// it and it is not null.
     pub set_option: Option<
         unsafe extern "C" fn(
             backend: *mut SrBackend,
@@ -354,10 +395,11 @@ pub struct SrPluginApi {
     >,
 }
 
-/// `sunrise_backend_probe_v1`: fills `info`; never fails, never panics.
+/// The type of sunrise_backend_probe_v1: fills `info`; never fails, never
+/// crashes.
 pub type SrProbeFnV1 = unsafe extern "C" fn(info: *mut SrProbeInfo);
-/// `sunrise_backend_init_v1`: creates an instance and fills `plugin`
-/// (whose `struct_size` the host set). Returns null or a status.
+/// The type of sunrise_backend_init_v1: creates an instance and fills
+/// `plugin` (whose `struct_size` the host set). Returns null or a status.
 pub type SrInitFnV1 =
     unsafe extern "C" fn(host: *const SrHostApi, plugin: *mut SrPluginApi) -> SrStatusPtr;
 

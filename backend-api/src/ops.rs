@@ -233,67 +233,76 @@ impl std::fmt::Display for OpId {
     }
 }
 
-/// Params of `unary_backward`.
+/// Params of `unary_backward` (SR_OP_UNARY_BACKWARD).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct UnaryBackwardParams {
-    /// `size_of::<UnaryBackwardParams>()`.
+    /// sizeof(SrUnaryBackwardParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
-    /// Id of the forward unary op.
+    /// Id of the forward unary op, SR_OP_NEG to SR_OP_SILU.
     pub op: u32,
     /// Reserved, zero.
     pub reserved: u32,
 }
 
-/// Params of `fill`.
+/// Params of `fill` (SR_OP_FILL).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct FillParams {
-    /// `size_of::<FillParams>()`.
+    /// sizeof(SrFillParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
-    /// The value, converted to the output dtype.
+    /// The value, converted to the output dtype (to an integer: truncated
+    /// toward zero and saturated, NaN to 0).
     pub value: f64,
 }
 
-/// Params of ops along one axis (`concat`, softmax family, index ops).
+/// Params of the ops along one axis: `concat`, `softmax`, `log_softmax` and
+/// their backward ops, `index_select`, `index_add`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct AxisParams {
-    /// `size_of::<AxisParams>()`.
+    /// sizeof(SrAxisParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
-    /// Axis, `0..rank` (never negative across the ABI).
+    /// Axis, 0 to rank - 1 (never negative across the ABI).
     pub axis: u32,
     /// Reserved, zero.
     pub reserved: u32,
 }
 
-/// Params of reductions.
+/// Params of the reductions `sum`, `mean`, `max`, `min`, `argmax`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ReduceParams {
-    /// `size_of::<ReduceParams>()`.
+    /// sizeof(SrReduceParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
-    /// Bit `k` set: reduce over axis `k`.
+    /// Bit k set: reduce over axis k (argmax: exactly one bit).
     pub axes_mask: u64,
 }
 
-/// Params of `matmul`.
+/// Params of `matmul`: c = alpha * a b + beta * c.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct MatmulParams {
-    /// `size_of::<MatmulParams>()`.
+    /// sizeof(SrMatmulParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
     /// Scale of the product.
     pub alpha: f64,
-    /// Scale of the prior output (0: the output is not read).
+    /// Scale of the prior output (0: the output is not read, so NaN there
+    /// does not propagate).
     pub beta: f64,
 }
 
-/// Params of the conv2d family.
+/// Params of `conv2d`, `conv2d_backward_data`, `conv2d_backward_filter`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Conv2dParams {
-    /// `size_of::<Conv2dParams>()`.
+    /// sizeof(SrConv2dParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
     /// Stride (h, w), >= 1.
     pub stride: [i64; 2],
@@ -305,11 +314,12 @@ pub struct Conv2dParams {
     pub groups: i64,
 }
 
-/// Params of the pool2d family.
+/// Params of `max_pool2d`, `avg_pool2d` and their backward ops.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Pool2dParams {
-    /// `size_of::<Pool2dParams>()`.
+    /// sizeof(SrPool2dParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
     /// Window (h, w), >= 1.
     pub kernel: [i64; 2],
@@ -317,32 +327,36 @@ pub struct Pool2dParams {
     pub stride: [i64; 2],
     /// Padding (h, w), >= 0, at most half the window.
     pub padding: [i64; 2],
-    /// Average pooling: 1 counts padded positions in the divisor.
+    /// Average pooling: 1 counts padded positions in the divisor, 0 divides
+    /// by the real elements of the window only.
     pub count_include_pad: u32,
     /// Reserved, zero.
     pub reserved: u32,
 }
 
-/// Params of the norm family.
+/// Params of `layer_norm`, `batch_norm` and their backward ops.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct NormParams {
-    /// `size_of::<NormParams>()`.
+    /// sizeof(SrNormParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
     /// Added to the variance.
     pub eps: f64,
     /// layer_norm: the number of trailing dims normalised over (gamma and
     /// beta have their shape). batch_norm: the channel axis (1).
     pub axis: u32,
-    /// batch_norm: 1 for batch statistics, 0 for running statistics.
+    /// batch_norm: 1 for batch statistics (training), 0 for running
+    /// statistics (inference). layer_norm: unused, 0.
     pub training: u32,
 }
 
-/// Params of the cross-entropy pair.
+/// Params of `cross_entropy` and `cross_entropy_backward`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct CrossEntropyParams {
-    /// `size_of::<CrossEntropyParams>()`.
+    /// sizeof(SrCrossEntropyParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.0 and ignores fields it does not know.
     pub struct_size: u64,
     /// Samples with this label contribute zero loss and zero gradient.
     pub ignore_index: i64,
