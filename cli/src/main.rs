@@ -3,26 +3,30 @@
 //! - `sunrise train`: the main job: trains a small CNN on the embedded
 //!   digits (or `--data`), with progress, accuracy and samples per second.
 //! - `sunrise eval --load`: evaluates a checkpoint.
-//! - `sunrise info`: version, ABI version, devices.
+//! - `sunrise info`: version, ABI version, devices (initialises every
+//!   usable plugin to list them).
 //! - `sunrise doctor [--json]`: the CPU tier and why, every plugin path
 //!   searched, every candidate and what became of it, the devices, and
 //!   whether the requested device is usable (non-zero exit when not).
 //! - `sunrise bench`: per-op figures for each ISA tier this CPU has, beside
 //!   the portable kernel's, measured in the same run.
+//! - `sunrise conformance [--ops PATTERN] [--json]`: the op conformance
+//!   suite on the chosen device against the built-in CPU backend.
 
 mod bench;
+mod conformance;
 mod doctor;
 mod train;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A deep-learning framework Debian can ship whole.
 #[derive(Debug, Parser)]
 #[command(name = "sunrise", version, about, long_about = None)]
 struct Cli {
-    /// Device to use: auto, cpu, cuda, cuda:N (default: $SUNRISE_DEVICE, else auto).
+    /// Device to use: auto, cpu, cuda, cuda:N, or a plugin's name (default: $SUNRISE_DEVICE, else auto).
     #[arg(long, global = true)]
     device: Option<String>,
     #[command(subcommand)]
@@ -45,6 +49,8 @@ enum Command {
     },
     /// Benchmarks: per-op figures for every ISA tier beside the portable kernels (default), or the gemm, conv and memory suites beside OpenBLAS, ONNX Runtime and memcpy.
     Bench(bench::BenchArgs),
+    /// Op conformance of a device against the built-in CPU backend: every (op, dtype) pair it lists, forward and backward, buffers, error paths and a short training run; ends with `N passed, M failed`.
+    Conformance(conformance::ConformanceArgs),
 }
 
 fn init_logging() {
@@ -71,7 +77,7 @@ fn info(request: &str) -> ExitCode {
     println!("backend ABI {}.{}", sunrise::ABI_MAJOR, sunrise::ABI_MINOR);
     println!("cpu tier: {}", sunrise::cpu_isa().active);
     println!("devices:");
-    for e in reg.devices() {
+    for e in reg.init_all() {
         let name = e
             .device
             .backend()
@@ -92,15 +98,54 @@ fn info(request: &str) -> ExitCode {
     }
 }
 
+/// The `--device` help, with the names of the usable plugins on the search
+/// path (probed, not initialised) beside auto, cpu, cuda and cuda:N.
+fn device_help() -> String {
+    let names: Vec<String> = sunrise::registry::registry()
+        .plugin_names()
+        .into_iter()
+        .filter(|n| n != "cpu" && n != "cuda")
+        .collect();
+    let found = if names.is_empty() {
+        "no other plugin found on the search path".to_string()
+    } else {
+        format!("plugins found on the search path: {}", names.join(", "))
+    };
+    format!(
+        "Device to use: auto, cpu, cuda, cuda:N, or a plugin's name ({found}) \
+         (default: $SUNRISE_DEVICE, else auto)"
+    )
+}
+
+/// Parses the command line. Only when help is asked for is the plugin
+/// search path scanned first, to list the device names it offers.
+fn parse() -> Cli {
+    let wants_help = std::env::args_os()
+        .skip(1)
+        .any(|a| a == "-h" || a == "--help" || a == "help");
+    if !wants_help {
+        return Cli::parse();
+    }
+    let help = device_help();
+    let matches = Cli::command()
+        .mut_arg("device", |a| a.help(help))
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     init_logging();
     let request = requested_device(&cli);
-    match &cli.command {
+    let code = match &cli.command {
         Command::Train(a) => train::train(a, &request),
         Command::Eval(a) => train::eval(a, &request),
         Command::Info => info(&request),
         Command::Doctor { json } => doctor::run(&request, *json),
         Command::Bench(args) => bench::run(args),
-    }
+        Command::Conformance(args) => conformance::run(args, &request),
+    };
+    // Every initialised plugin is destroyed here, before exit.
+    sunrise::registry::shutdown();
+    code
 }

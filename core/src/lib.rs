@@ -15,6 +15,7 @@
 
 pub mod autograd;
 pub mod checkpoint;
+pub mod conformance;
 pub mod data;
 pub mod device;
 pub mod element;

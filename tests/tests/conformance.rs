@@ -300,3 +300,28 @@ fn training_through_the_cpu_plugin_matches_the_linked_backend_bit_for_bit() {
     assert_eq!(linked.0, on_plugin.0, "losses differ");
     assert_eq!(linked.1, on_plugin.1, "trained weights differ");
 }
+
+#[test]
+fn the_conformance_suite_passes_the_cpu_plugin_on_every_pair_of_op_set_v1() {
+    use sunrise::conformance::{self, Options, Row};
+    use sunrise::OpId;
+    let (_dir, plugin) = plugin_device();
+    let report = conformance::run(&plugin, &Options::default(), &mut |row| match row {
+        Row::Pair(p) => println!("  {}", p.line()),
+        Row::Check(c) => println!("  {}", c.line()),
+    });
+    println!("{} ({:.1} s)", report.summary(), report.seconds);
+    let failures: Vec<&str> = report.failures().collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(report.pairs.len() > 100, "{} pairs", report.pairs.len());
+    assert!(report.unlisted.is_empty(), "{:?}", report.unlisted);
+    for op in OpId::ALL {
+        assert!(
+            report.pairs.iter().any(|p| p.op == *op),
+            "{op}: no row, so no case of it ran"
+        );
+    }
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["buffers", "training"]);
+    assert!(report.pairs.iter().filter(|p| p.error_paths > 0).count() > 40);
+}
