@@ -11,9 +11,10 @@
 #                                 # (or bash gpu-bundle/gpu-check.sh run)
 #
 # `run` prints, in order: the GPU (nvidia-smi); `sunrise doctor` for
-# SUNRISE_DEVICE=cuda; cross-backend conformance (every op the plugin lists
-# against the CPU backend, forward and backward, and the digits CNN trained
-# on both); cold start (empty kernel cache) and warm start of
+# SUNRISE_DEVICE=cuda; `sunrise conformance --device cuda` (the library's
+# suite: every op the plugin lists against the CPU backend, forward and
+# backward, buffers, error paths, a short training run); the digits CNN
+# trained on both devices within an accuracy band; cold start (empty kernel cache) and warm start of
 # `SUNRISE_DEVICE=cuda sunrise train --epochs 1`, then a full training run
 # on the GPU and on the CPU with their accuracy; `sunrise bench cuda`
 # beside PyTorch on the same GPU (scripts/torch_cuda_bench.py, strict f32);
@@ -268,19 +269,28 @@ EOF
   cat "$LOG/doctor.log"
   if [ "$rc" = 0 ]; then record doctor ok "cuda:0 usable"; else record doctor FAIL "exit $rc: cuda unusable"; fi
 
-  echo "== conformance: every listed (op, dtype) against the CPU, then training (full log: $LOG/conformance.log)"
+  echo "== sunrise conformance --device cuda: every listed (op, dtype) against the CPU, buffers, error paths, training (full log: $LOG/conformance.log)"
   rc=0
   SUNRISE_CUDA_CACHE_DIR="$work/cache-conformance" step conformance 240 \
-    "$bundle/cuda_conformance" --test-threads=1 --nocapture --skip harness_ || rc=$?
-  grep -E '^cuda|FAILED|^conformance:|^  not listed|^  ops that fell|^train on|^ops that fell|skipped:|panicked|^test |test result' \
-    "$LOG/conformance.log" | head -n 60 || true
-  grep -E '^[a-z_0-9]+ (f32|f64|i64|u8) \[' "$LOG/conformance.log" | head -n 30 || true
-  if grep -q 'skipped: ' "$LOG/conformance.log"; then
-    record conformance FAIL "skipped: the plugin is unusable"
-  elif [ "$rc" = 0 ]; then
-    record conformance ok "$(grep -m1 '^conformance: [0-9]* pairs' "$LOG/conformance.log" || echo passed)"
+    "$bundle/sunrise" --device cuda conformance || rc=$?
+  grep -vE ' ok$' "$LOG/conformance.log" | head -n 60 || true
+  if [ "$rc" = 0 ]; then
+    record conformance ok "$(tail -n 1 "$LOG/conformance.log")"
   else
-    record conformance FAIL "exit $rc; see $LOG/conformance.log"
+    record conformance FAIL "exit $rc: $(tail -n 1 "$LOG/conformance.log"); see $LOG/conformance.log"
+  fi
+
+  echo "== the digits CNN trained on the GPU reaches the CPU's accuracy band (cuda_conformance; full log: $LOG/training-band.log)"
+  rc=0
+  SUNRISE_CUDA_CACHE_DIR="$work/cache-conformance" step training-band 180 \
+    "$bundle/cuda_conformance" --test-threads=1 --nocapture training || rc=$?
+  grep -E '^train on|^ops that fell|skipped:|panicked|test result' "$LOG/training-band.log" | head -n 20 || true
+  if grep -q 'skipped: ' "$LOG/training-band.log"; then
+    record training-band FAIL "skipped: the plugin is unusable"
+  elif [ "$rc" = 0 ]; then
+    record training-band ok "$(grep -m1 '^train on cuda' "$LOG/training-band.log" || echo passed)"
+  else
+    record training-band FAIL "exit $rc; see $LOG/training-band.log"
   fi
 
   echo "== start-up: SUNRISE_DEVICE=cuda sunrise train --epochs 1, cold (empty kernel cache) then warm"
