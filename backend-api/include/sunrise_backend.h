@@ -359,8 +359,10 @@ typedef struct SrPluginApi {
      */
     SrBackend *backend;
     /**
-     * Destroys the instance. Called once, after the host's last call into
-     * it; then the host unloads the library.
+     * Destroys the instance and what it still holds (buffers the host did
+     * not free included). Called once, after the host's last call into it;
+     * the host may keep the library loaded afterwards, so every thread the
+     * plugin started must be stopped here.
      */
     void (*destroy)(SrBackend *backend);
     /**

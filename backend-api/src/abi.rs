@@ -296,8 +296,10 @@ pub struct SrPluginApi {
     pub abi_minor: u32,
     /// The instance every call takes.
     pub backend: *mut SrBackend,
-    /// Destroys the instance. Called once, after the host's last call into
-    /// it; then the host unloads the library.
+    /// Destroys the instance and what it still holds (buffers the host did
+    /// not free included). Called once, after the host's last call into it;
+    /// the host may keep the library loaded afterwards, so every thread the
+    /// plugin started must be stopped here.
     pub destroy: Option<unsafe extern "C" fn(backend: *mut SrBackend)>,
     /// Number of devices.
     pub device_count: Option<unsafe extern "C" fn(backend: *mut SrBackend) -> u32>,
