@@ -1,11 +1,12 @@
 //! `sunrise doctor`: everything a user (or a bug report) needs to know about
-//! why a device is or is not used.
+//! why a device is or is not used. It initialises every usable plugin, so
+//! that it can list their devices.
 
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
 use sunrise::plugin::{Candidate, Outcome, SearchPath};
-use sunrise::registry::Registry;
+use sunrise::registry::{DeviceEntry, Registry};
 
 fn search_json(s: &SearchPath) -> Value {
     json!({
@@ -17,6 +18,7 @@ fn search_json(s: &SearchPath) -> Value {
 }
 
 fn candidate_json(c: &Candidate) -> Value {
+    let path = c.path.display().to_string();
     match &c.outcome {
         Outcome::Loaded {
             name,
@@ -24,16 +26,19 @@ fn candidate_json(c: &Candidate) -> Value {
             abi_minor,
             devices,
         } => json!({
-            "path": c.path.display().to_string(),
-            "status": "loaded",
+            "path": path,
+            "status": if c.outcome.is_initialised() { "loaded" } else { "probed" },
             "name": name,
+            "file_stem": c.file_stem(),
             "score": score,
-            "abi": format!("1.{abi_minor}"),
+            "abi": abi_minor.map(|m| format!("1.{m}")),
             "devices": devices,
+            "warning": name_warning(c),
         }),
         Outcome::Skipped(r) => json!({
-            "path": c.path.display().to_string(),
+            "path": path,
             "status": "skipped",
+            "file_stem": c.file_stem(),
             "kind": r.kind.name(),
             "kind_text": r.kind.to_string(),
             "reason": r.message,
@@ -43,21 +48,34 @@ fn candidate_json(c: &Candidate) -> Value {
     }
 }
 
-/// Ops of op set v1 this device's backend lists for no dtype: each runs on
-/// the CPU, one call at a time, when used there.
-fn missing_ops(d: &sunrise::Device) -> Vec<&'static str> {
+/// The warning for a plugin whose file name and probe name differ.
+fn name_warning(c: &Candidate) -> Option<String> {
+    let (stem, name) = c.name_mismatch()?;
+    Some(format!(
+        "{} is named for backend `{stem}`, but its probe calls it `{name}`: \
+         select it with --device {name} (--device {stem} finds nothing)",
+        c.path.display()
+    ))
+}
+
+/// The (op, dtype) pairs the built-in CPU implements that this device's
+/// backend does not list: each runs on the CPU, one call at a time, when
+/// used there (a listed pair may still fall back when the backend answers
+/// `Unsupported`; the fallback counts say so).
+fn unlisted_pairs(d: &sunrise::Device) -> Vec<(sunrise::OpId, sunrise::DType)> {
     if d.is_builtin_cpu() {
         return Vec::new();
     }
+    let cpu = sunrise::Device::cpu();
     sunrise::OpId::ALL
         .iter()
-        .filter(|&&op| !sunrise::DType::ALL.iter().any(|&t| d.supports(op, t)))
-        .map(|op| op.name())
+        .flat_map(|&op| sunrise::DType::ALL.iter().map(move |&t| (op, t)))
+        .filter(|&(op, t)| cpu.supports(op, t) && !d.supports(op, t))
         .collect()
 }
 
-fn devices_json(reg: &Registry) -> Vec<Value> {
-    reg.devices()
+fn devices_json(devices: &[DeviceEntry]) -> Vec<Value> {
+    devices
         .iter()
         .map(|e| {
             let d = &e.device;
@@ -75,7 +93,10 @@ fn devices_json(reg: &Registry) -> Vec<Value> {
                     "library_versions": i.library_versions,
                     "attributes": i.attributes.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                     "ops": d.backend().supported_ops().len(),
-                    "falls_back": missing_ops(d),
+                    "unlisted": unlisted_pairs(d)
+                        .into_iter()
+                        .map(|(op, t)| json!({"op": op.name(), "dtype": t.name()}))
+                        .collect::<Vec<_>>(),
                 }),
                 Err(err) => json!({ "device": d.label(), "error": err.to_string() }),
             }
@@ -85,13 +106,23 @@ fn devices_json(reg: &Registry) -> Vec<Value> {
 
 fn report(reg: &Registry, request: &str) -> (Value, bool) {
     let isa = sunrise::cpu_isa();
-    let disc = reg.discovery();
+    let devices = reg.init_all();
     let chosen = reg.device(request);
+    let disc = reg.discovery();
     let ok = chosen.is_ok();
-    let fallbacks: Vec<Value> = sunrise::registry::fallback_counts()
+    let fallbacks: Vec<Value> = sunrise::registry::fallback_report()
         .into_iter()
-        .map(|(b, op, n)| json!({"backend": b, "op": op, "count": n}))
+        .map(|f| {
+            json!({
+                "backend": f.backend,
+                "op": f.op.name(),
+                "dtype": f.dtype.name(),
+                "reason": f.reason.name(),
+                "count": f.count,
+            })
+        })
         .collect();
+    let warnings: Vec<String> = disc.candidates.iter().filter_map(name_warning).collect();
     let v = json!({
         "version": sunrise::VERSION,
         "abi": format!("{}.{}", sunrise::ABI_MAJOR, sunrise::ABI_MINOR),
@@ -106,8 +137,9 @@ fn report(reg: &Registry, request: &str) -> (Value, bool) {
         "searched": disc.searched.iter().map(search_json).collect::<Vec<_>>(),
         "candidates": disc.candidates.iter().map(candidate_json).collect::<Vec<_>>(),
         "shadowed_cpu_plugins": reg.shadowed(),
-        "devices": devices_json(reg),
+        "devices": devices_json(&devices),
         "fallbacks": fallbacks,
+        "warnings": warnings,
         "requested": request,
         "selected": chosen.as_ref().ok().map(|d| d.label().to_string()),
         "error": chosen.as_ref().err().map(|e| e.to_string()),
@@ -163,6 +195,12 @@ fn print_text(v: &Value) {
                 s(&c["abi"]),
                 c["devices"]
             );
+        } else if c["status"] == "probed" {
+            println!(
+                "  probed   {} -> backend {:?}, usable, not initialised",
+                s(&c["path"]),
+                s(&c["name"]),
+            );
         } else {
             println!(
                 "  skipped  {}: [{}] {}",
@@ -200,20 +238,29 @@ fn print_text(v: &Value) {
             line.push_str(&format!(", {lv}"));
         }
         println!("{line}");
-        if let Some(fb) = d["falls_back"].as_array().filter(|a| !a.is_empty()) {
-            let names: Vec<&str> = fb.iter().filter_map(Value::as_str).collect();
-            println!(
-                "           {} op(s) not implemented here run on the CPU: {}",
-                names.len(),
-                names.join(", ")
-            );
+        if let Some(pairs) = d["unlisted"].as_array().filter(|a| !a.is_empty()) {
+            print_unlisted(pairs);
         }
     }
     let fb = v["fallbacks"].as_array().cloned().unwrap_or_default();
     if !fb.is_empty() {
         println!("\nOps that fell back to the CPU:");
         for f in fb {
-            println!("  {} {}: {}", s(&f["backend"]), s(&f["op"]), f["count"]);
+            println!(
+                "  {} {} {}: {} ({})",
+                s(&f["backend"]),
+                s(&f["op"]),
+                s(&f["dtype"]),
+                f["count"],
+                s(&f["reason"])
+            );
+        }
+    }
+    let warnings = v["warnings"].as_array().cloned().unwrap_or_default();
+    if !warnings.is_empty() {
+        println!("\nWarnings:");
+        for w in warnings {
+            println!("  warning: {}", s(&w));
         }
     }
     println!();
@@ -224,6 +271,43 @@ fn print_text(v: &Value) {
             s(&v["requested"]),
             s(&v["error"])
         ),
+    }
+}
+
+/// Prints a device's unlisted (op, dtype) pairs, grouped by op, wrapped.
+fn print_unlisted(pairs: &[Value]) {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for p in pairs {
+        let (op, t) = (
+            p["op"].as_str().unwrap_or(""),
+            p["dtype"].as_str().unwrap_or(""),
+        );
+        match groups.last_mut() {
+            Some((last, ts)) if last == op => ts.push(t.to_string()),
+            _ => groups.push((op.to_string(), vec![t.to_string()])),
+        }
+    }
+    println!(
+        "           {} (op, dtype) pair(s) the CPU has are not listed here and run on the CPU:",
+        pairs.len()
+    );
+    let items: Vec<String> = groups
+        .iter()
+        .map(|(op, ts)| format!("{op} {}", ts.join("/")))
+        .collect();
+    let mut line = String::new();
+    for item in items {
+        if !line.is_empty() && line.len() + item.len() > 80 {
+            println!("             {line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(&item);
+    }
+    if !line.is_empty() {
+        println!("             {line}");
     }
 }
 

@@ -203,12 +203,10 @@ fn run_train(a: &TrainArgs, device: &Device) -> sunrise::Result<()> {
             100.0 * s.test_accuracy, te.len(), 100.0 * s.train_accuracy, wall, samples / train_secs.max(1e-9)
         );
     }
-    let fb = sunrise::registry::fallback_counts();
+    let fb = sunrise::registry::fallback_report();
     if !fb.is_empty() {
-        let list: Vec<String> = fb
-            .iter()
-            .map(|(b, op, n)| format!("{op} x{n} ({b})"))
-            .collect();
+        // e.g. `add i64 x180 (partial, unlisted)`
+        let list: Vec<String> = fb.iter().map(|f| f.to_string()).collect();
         println!("ops that fell back to the CPU: {}", list.join(", "));
     }
     if let Some(path) = &a.save {

@@ -1,7 +1,8 @@
 //! The op front end: each public op checks shapes, dtypes and devices,
 //! allocates its outputs and runs through [`run`], which falls back to the
-//! CPU (counted, see [`crate::registry::fallback_counts`]) when the device's
-//! backend lacks the op.
+//! CPU (counted per backend, op, dtype and reason, see
+//! [`crate::registry::fallback_report`]) when the device's backend lacks the
+//! op.
 
 mod conv;
 mod creation;
@@ -15,10 +16,11 @@ pub use elementwise::UnaryOp;
 pub use nn::{BatchNormOutput, LayerNormOutput};
 
 use sunrise_backend_api::abi::SrTensorDesc;
-use sunrise_backend_api::{OpCall, OpId, Params, StatusCode};
+use sunrise_backend_api::{DType, OpCall, OpId, Params, StatusCode};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::registry::FallbackReason;
 use crate::tensor::Tensor;
 
 /// Checks every tensor is on one device and returns it.
@@ -40,21 +42,43 @@ pub(crate) fn same_device<'a>(op: &'static str, ts: &[&'a Tensor]) -> Result<&'a
 }
 
 /// Runs `op` on the device the tensors share. When that backend does not
-/// list the (op, dtype) pair, or answers `Unsupported`, the op runs on the
-/// built-in CPU backend instead: inputs are copied over, outputs copied back.
+/// list the (op, dtype) pair ([`FallbackReason::Unlisted`]), or lists it
+/// and answers `Unsupported` ([`FallbackReason::Unsupported`]), the op runs
+/// on the built-in CPU backend instead: inputs are copied over, outputs
+/// copied back. The dtype is the first input's (the first output's for an
+/// op without inputs).
 pub(crate) fn run(op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
     let all: Vec<&Tensor> = inputs.iter().chain(outputs.iter()).copied().collect();
     let device = same_device(op.name(), &all)?;
-    let dtype = inputs.first().or(outputs.first()).map(|t| t.dtype());
-    let listed = dtype.is_none_or(|d| device.supports(op, d));
-    if listed || device.is_builtin_cpu() {
+    let Some(dtype) = inputs.first().or(outputs.first()).map(|t| t.dtype()) else {
+        return Err(Error::invalid(op.name(), "no tensors given"));
+    };
+    if device.is_builtin_cpu() {
+        return execute_on(device, op, params, inputs, outputs);
+    }
+    let why = if device.supports(op, dtype) {
         match execute_on(device, op, params, inputs, outputs) {
-            Err(Error::Backend { ref source, .. })
-                if source.code == StatusCode::Unsupported && !device.is_builtin_cpu() => {}
+            Err(Error::Backend { ref source, .. }) if source.code == StatusCode::Unsupported => {
+                Fallback {
+                    reason: FallbackReason::Unsupported,
+                    detail: source.message.clone(),
+                }
+            }
             other => return other,
         }
-    }
-    fallback(device, op, params, inputs, outputs)
+    } else {
+        Fallback {
+            reason: FallbackReason::Unlisted,
+            detail: String::new(),
+        }
+    };
+    fallback(device, op, dtype, why, params, inputs, outputs)
+}
+
+/// Why one call falls back, with the backend's message for `Unsupported`.
+struct Fallback {
+    reason: FallbackReason,
+    detail: String,
 }
 
 fn execute_on(
@@ -82,15 +106,31 @@ fn execute_on(
 fn fallback(
     device: &Device,
     op: OpId,
+    dtype: DType,
+    why: Fallback,
     params: Params,
     inputs: &[&Tensor],
     outputs: &[&Tensor],
 ) -> Result<()> {
-    crate::registry::count_fallback(device.backend().name(), op.name());
-    tracing::debug!(
-        "{op} is not implemented by {}: running it on the CPU",
-        device.backend().name()
-    );
+    let backend = device.backend().name();
+    crate::registry::count_fallback(backend, op, dtype, why.reason);
+    match why.reason {
+        FallbackReason::Unlisted => tracing::debug!(
+            op = op.name(),
+            dtype = dtype.name(),
+            backend,
+            reason = why.reason.name(),
+            "{op} on {dtype} runs on the CPU: backend {backend} does not list ({op}, {dtype}) (unlisted)"
+        ),
+        FallbackReason::Unsupported => tracing::debug!(
+            op = op.name(),
+            dtype = dtype.name(),
+            backend,
+            reason = why.reason.name(),
+            "{op} on {dtype} runs on the CPU: backend {backend} lists ({op}, {dtype}) but answered Unsupported: {} (unsupported)",
+            why.detail
+        ),
+    }
     let cpu = Device::cpu();
     let ins: Vec<Tensor> = inputs
         .iter()

@@ -9,8 +9,8 @@ use tracing::debug;
 
 use super::loader;
 use super::{
-    install_log_bridge, Candidate, Discovery, Outcome, PathOrigin, SearchPath, SkipKind,
-    SkipReason, BACKEND_PATH_VAR, RELATIVE_NOTE,
+    install_log_bridge, Candidate, Discovery, Outcome, PathOrigin, ProbedPlugin, SearchPath,
+    SkipKind, SkipReason, BACKEND_PATH_VAR, RELATIVE_NOTE,
 };
 
 /// File-name prefix of a plugin found in a directory.
@@ -52,17 +52,18 @@ pub fn search_paths() -> Vec<SearchPath> {
     out
 }
 
-/// Installs the log bridge, then searches [`search_paths`] and loads every
-/// plugin found.
-pub fn discover() -> Discovery {
+/// Installs the log bridge, then searches [`search_paths`]: loads and
+/// probes every candidate and initialises none (what the registry does).
+pub fn scan() -> Discovery {
     install_log_bridge();
-    discover_in(search_paths())
+    scan_in(search_paths())
 }
 
-/// Searches `paths` in order and loads every plugin found. A relative path
-/// is never searched; a file seen twice (after resolving links) is
-/// considered once; of two usable plugins with one name, the first wins.
-pub fn discover_in(paths: Vec<SearchPath>) -> Discovery {
+/// Searches `paths` in order, loads and probes every candidate, and
+/// initialises none. A relative path is never searched; a file seen twice
+/// (after resolving links) is considered once; of two usable plugins with
+/// one name, the first wins.
+pub fn scan_in(paths: Vec<SearchPath>) -> Discovery {
     let mut d = Discovery {
         system_dir: system_dir(),
         ..Discovery::default()
@@ -83,6 +84,22 @@ pub fn discover_in(paths: Vec<SearchPath>) -> Discovery {
             }
         }
     }
+    d
+}
+
+/// [`scan`], then initialises every usable plugin (see [`discover_in`]).
+pub fn discover() -> Discovery {
+    install_log_bridge();
+    discover_in(search_paths())
+}
+
+/// [`scan_in`], then [`Discovery::init_all`]: every usable plugin
+/// initialised, in search order. For tests and embedders that drive plugins
+/// themselves; the caller owns the instances (each is destroyed when its
+/// last handle is dropped, or by [`super::LoadedPlugin::destroy`]).
+pub fn discover_in(paths: Vec<SearchPath>) -> Discovery {
+    let mut d = scan_in(paths);
+    d.init_all();
     d
 }
 
@@ -139,13 +156,22 @@ fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Loads one candidate and records what became of it.
+/// The `X` of a path whose file name is `libsunrise_backend_X.so`.
+pub(crate) fn plugin_stem(path: &Path) -> Option<&str> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix(PREFIX)?
+        .strip_suffix(SUFFIX)
+        .filter(|stem| !stem.is_empty())
+}
+
+/// Loads and probes one candidate and records what became of it.
 fn consider(d: &mut Discovery, path: PathBuf) {
     let probed = match loader::open_and_probe(&path) {
         Ok(p) => p,
         Err(reason) => return skip(d, path, reason),
     };
-    if let Some(first) = d.plugins.iter().find(|p| p.name == probed.report.name) {
+    if let Some(first) = d.probed_plugin(&probed.report.name) {
         let reason = SkipReason::new(
             SkipKind::Duplicate,
             format!(
@@ -156,30 +182,30 @@ fn consider(d: &mut Discovery, path: PathBuf) {
         );
         return skip(d, path, reason);
     }
-    match loader::init(&path, probed) {
-        Ok((plugin, abi_minor)) => {
-            let devices = plugin.backend.device_count();
-            debug!(
-                backend = %plugin.name,
-                path = %path.display(),
-                score = plugin.probe.score,
-                abi_minor,
-                devices,
-                "plugin loaded"
-            );
-            d.candidates.push(Candidate {
-                path,
-                outcome: Outcome::Loaded {
-                    name: plugin.name.clone(),
-                    score: plugin.probe.score,
-                    abi_minor,
-                    devices,
-                },
-            });
-            d.plugins.push(plugin);
-        }
-        Err(reason) => skip(d, path, reason),
+    let plugin = ProbedPlugin::new(path.clone(), probed);
+    debug!(
+        backend = %plugin.name,
+        path = %path.display(),
+        score = plugin.probe.score,
+        "plugin probed: usable"
+    );
+    if let Some(stem) = plugin_stem(&path).filter(|s| *s != plugin.name) {
+        debug!(
+            path = %path.display(),
+            "the file is named for backend `{stem}`, but its probe calls it `{}`",
+            plugin.name
+        );
     }
+    d.candidates.push(Candidate {
+        path,
+        outcome: Outcome::Loaded {
+            name: plugin.name.clone(),
+            score: plugin.probe.score,
+            abi_minor: None,
+            devices: None,
+        },
+    });
+    d.probed.push(plugin);
 }
 
 fn skip(d: &mut Discovery, path: PathBuf, reason: SkipReason) {

@@ -10,7 +10,7 @@ use sunrise_backend_api::abi::{
     SrInitFnV1, SrProbeFnV1, SrProbeInfo, SR_ABI_MAJOR, SR_INIT_SYMBOL_V1, SR_PROBE_SYMBOL_V1,
 };
 use sunrise_backend_api::host::TableBackend;
-use sunrise_backend_api::{Backend, ProbeReport};
+use sunrise_backend_api::ProbeReport;
 
 use super::{LoadedPlugin, SkipKind, SkipReason};
 
@@ -19,7 +19,7 @@ const OTHER_MAJORS: std::ops::RangeInclusive<u32> = 2..=9;
 
 /// A library whose probe said it is usable, not yet initialised.
 pub(crate) struct Probed {
-    library: Library,
+    library: Arc<Library>,
     init: SrInitFnV1,
     pub(crate) report: ProbeReport,
 }
@@ -32,10 +32,13 @@ impl std::fmt::Debug for Probed {
     }
 }
 
-/// Loads, probes and initialises the plugin at `path`.
+/// Loads, probes and initialises the plugin at `path`, outside any
+/// registry: the caller owns the instance. It is destroyed by
+/// [`LoadedPlugin::destroy`] or when the last handle to it is dropped, and
+/// the library is unloaded after that, when the last handle is gone.
 pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, SkipReason> {
     let probed = open_and_probe(path)?;
-    init(path, probed).map(|(plugin, _)| plugin)
+    init(path, &probed)
 }
 
 /// Loads `path` and runs its probe; fails unless the plugin is usable.
@@ -51,42 +54,36 @@ pub(crate) fn open_and_probe(path: &Path) -> Result<Probed, SkipReason> {
     let report = ProbeReport::read_from(&info);
     check_report(&report)?;
     Ok(Probed {
-        library,
+        library: Arc::new(library),
         init,
         report,
     })
 }
 
-/// Initialises a probed plugin and wraps its table; also returns the ABI
-/// minor in effect.
-pub(crate) fn init(path: &Path, probed: Probed) -> Result<(LoadedPlugin, u32), SkipReason> {
-    let Probed {
-        library,
-        init,
-        report,
-    } = probed;
+/// Initialises a probed plugin (on the calling thread) and wraps its table
+/// behind the guard of [`LoadedPlugin`].
+pub(crate) fn init(path: &Path, probed: &Probed) -> Result<LoadedPlugin, SkipReason> {
+    let keep_alive = Box::new(probed.library.clone());
     // SAFETY: `init` is the plugin's `sunrise_backend_init_v1`, looked up
-    // from `library`, which moves into the backend and stays loaded until
-    // the instance is destroyed.
-    let table = unsafe { TableBackend::init(&report.name, init, Some(Box::new(library))) }
+    // from `probed.library`; a clone of that library moves into the table
+    // and keeps its code loaded until after the instance is destroyed.
+    let table = unsafe { TableBackend::init(&probed.report.name, probed.init, Some(keep_alive)) }
         .map_err(|e| {
-            let reason = SkipReason::new(
-                SkipKind::InitFailed,
-                format!("init failed ({}): {}", e.code.name(), e.message),
-            );
-            reason
-                .with_component(e.component.unwrap_or_default())
-                .with_hint(e.hint.unwrap_or_default())
-        })?;
-    let abi_minor = table.abi_minor();
-    let backend: Arc<dyn Backend> = Arc::new(table);
-    let plugin = LoadedPlugin {
-        name: report.name.clone(),
-        path: path.to_path_buf(),
-        probe: report,
-        backend,
-    };
-    Ok((plugin, abi_minor))
+        let reason = SkipReason::new(
+            SkipKind::InitFailed,
+            format!("init failed ({}): {}", e.code.name(), e.message),
+        );
+        reason
+            .with_component(e.component.unwrap_or_default())
+            .with_hint(e.hint.unwrap_or_default())
+    })?;
+    Ok(LoadedPlugin::new(
+        probed.report.name.clone(),
+        path.to_path_buf(),
+        probed.report.clone(),
+        table,
+        probed.library.clone(),
+    ))
 }
 
 fn open(path: &Path) -> Result<Library, SkipReason> {
