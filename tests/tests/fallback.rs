@@ -1,12 +1,14 @@
 //! Per-op fallback: a real plugin (`libsunrise_fixture_partial.so`, the CPU
 //! kernels behind a plugin that lists only fill, copy, cast, add and mul on
-//! f32) runs what it has; every other op runs on the built-in CPU backend,
-//! gives the same result, and is counted.
+//! f32, plus mul on f64, which it answers `Unsupported`) runs what it has;
+//! every other op runs on the built-in CPU backend, gives the same result,
+//! and is counted per (backend, op, dtype, reason).
 
 mod common;
 
 use sunrise::plugin::load_plugin;
-use sunrise::{DType, Device, Tensor};
+use sunrise::registry::{fallback_report, FallbackReason};
+use sunrise::{DType, Device, OpId, Tensor};
 
 fn partial() -> (common::TempDir, Device) {
     let dir = common::TempDir::new("fallback");
@@ -32,12 +34,11 @@ fn missing_ops_fall_back_to_the_cpu_and_are_counted() {
     let b = Tensor::rand_normal(&[8, 4], 0.0, 1.0, 2, DType::F32, &cpu).unwrap();
     let (pa, pb) = (a.to(&dev).unwrap(), b.to(&dev).unwrap());
 
-    let before = (
-        count("add"),
-        count("matmul"),
-        count("softmax"),
-        count("fill"),
-    );
+    let add_f32 = || {
+        count_of(OpId::Add, DType::F32, FallbackReason::Unlisted)
+            + count_of(OpId::Add, DType::F32, FallbackReason::Unsupported)
+    };
+    let before = (add_f32(), count("matmul"), count("softmax"), count("fill"));
     let sum = pa.add(&pa).unwrap();
     let mm = pa.matmul(&pb).unwrap();
     let sm = mm.softmax(-1).unwrap();
@@ -50,14 +51,15 @@ fn missing_ops_fall_back_to_the_cpu_and_are_counted() {
     );
     assert_eq!(sm.device(), &dev);
 
-    assert_eq!(
-        count("add") - before.0,
-        0,
-        "add is implemented by the plugin"
-    );
+    assert_eq!(add_f32() - before.0, 0, "add is implemented by the plugin");
     assert_eq!(count("matmul") - before.1, 1);
     assert_eq!(count("softmax") - before.2, 1);
     assert_eq!(count("fill") - before.3, 1, "fill on i64 is not listed");
+    assert!(
+        count_of(OpId::Fill, DType::I64, FallbackReason::Unlisted) >= 1,
+        "{:?}",
+        fallback_report()
+    );
 
     let want = a.matmul(&b).unwrap();
     assert_eq!(mm.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
@@ -83,4 +85,76 @@ fn strided_views_on_a_plugin_without_copy_for_their_dtype_still_read_back() {
         t.to_vec::<f64>().unwrap(),
         vec![0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]
     );
+}
+
+/// Calls of `op` on `dtype` that fell back from `partial` for `reason`.
+fn count_of(op: OpId, dtype: DType, reason: FallbackReason) -> u64 {
+    fallback_report()
+        .into_iter()
+        .filter(|f| f.backend == "partial" && f.op == op && f.dtype == dtype && f.reason == reason)
+        .map(|f| f.count)
+        .sum()
+}
+
+#[test]
+fn fallbacks_are_counted_per_dtype_and_tell_unlisted_from_unsupported() {
+    use FallbackReason::{Unlisted, Unsupported};
+    let (_dir, dev) = partial();
+    assert!(
+        dev.supports(OpId::Mul, DType::F64),
+        "the fixture lists mul on f64"
+    );
+    assert!(!dev.supports(OpId::Add, DType::F64));
+    let v: Vec<f64> = (0..6).map(f64::from).collect();
+    let x = Tensor::from_slice(&v, &[2, 3], &dev).unwrap();
+    let f = Tensor::full(&[2, 3], 1.5, DType::F32, &dev).unwrap();
+
+    let before = [
+        count_of(OpId::Mul, DType::F64, Unsupported),
+        count_of(OpId::Mul, DType::F64, Unlisted),
+        count_of(OpId::Add, DType::F64, Unlisted),
+        count_of(OpId::Add, DType::F32, Unlisted),
+        count_of(OpId::Add, DType::F32, Unsupported),
+    ];
+    let prod = x.mul(&x).unwrap();
+    let sum = x.add(&x).unwrap();
+    let sum32 = f.add(&f).unwrap();
+    let after = [
+        count_of(OpId::Mul, DType::F64, Unsupported),
+        count_of(OpId::Mul, DType::F64, Unlisted),
+        count_of(OpId::Add, DType::F64, Unlisted),
+        count_of(OpId::Add, DType::F32, Unlisted),
+        count_of(OpId::Add, DType::F32, Unsupported),
+    ];
+    let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        delta,
+        [1, 0, 1, 0, 0],
+        "mul f64 listed but refused, add f64 unlisted, add f32 run by the plugin"
+    );
+    assert_eq!(
+        prod.to_vec::<f64>().unwrap(),
+        vec![0., 1., 4., 9., 16., 25.]
+    );
+    assert_eq!(sum.to_vec::<f64>().unwrap(), vec![0., 2., 4., 6., 8., 10.]);
+    assert_eq!(sum32.to_vec::<f32>().unwrap(), vec![3.0; 6]);
+
+    // The old view sums over dtypes and reasons.
+    let report_add: u64 = fallback_report()
+        .iter()
+        .filter(|f| f.backend == "partial" && f.op == OpId::Add)
+        .map(|f| f.count)
+        .sum();
+    assert_eq!(count("add"), report_add);
+    let line = fallback_report()
+        .into_iter()
+        .find(|f| f.backend == "partial" && f.op == OpId::Mul && f.dtype == DType::F64)
+        .expect("mul f64 is reported")
+        .to_string();
+    assert!(
+        line.starts_with("mul f64 x") && line.ends_with("(partial, unsupported)"),
+        "{line}"
+    );
+    assert_eq!(Unlisted.name(), "unlisted");
+    assert_eq!(Unsupported.name(), "unsupported");
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::{
     plugin_dir, TempDir, CPU_PLUGIN, PANIC_TEXT, UNUSABLE_COMPONENT, UNUSABLE_HINT, UNUSABLE_REASON,
@@ -90,8 +91,8 @@ fn every_bad_plugin_is_skipped_with_its_reason_and_the_cpu_plugin_loads() {
         &Outcome::Loaded {
             name: "cpu".into(),
             score: 10,
-            abi_minor: SR_ABI_MINOR,
-            devices: 1
+            abi_minor: Some(SR_ABI_MINOR),
+            devices: Some(1)
         }
     );
     assert_eq!(d.plugins.len(), 1, "{:?}", d.plugins);
@@ -99,6 +100,81 @@ fn every_bad_plugin_is_skipped_with_its_reason_and_the_cpu_plugin_loads() {
     assert_eq!(cpu.path, dir.path().join(CPU_PLUGIN));
     assert!(cpu.probe.usable);
     assert_eq!(d.skipped().count(), 5);
+}
+
+#[test]
+fn a_scan_probes_every_candidate_and_initialises_none_until_asked() {
+    let dir = plugin_dir();
+    let mut d = scan_in(env_path(dir.path()));
+    let panics = "libsunrise_backend_panics.so";
+    // The panicking init has not run: its probe says usable.
+    for file in [panics, CPU_PLUGIN] {
+        assert!(
+            matches!(
+                outcome_of(&d, file),
+                Outcome::Loaded {
+                    abi_minor: None,
+                    devices: None,
+                    ..
+                }
+            ),
+            "{file}: {:?}",
+            outcome_of(&d, file)
+        );
+        assert!(!outcome_of(&d, file).is_initialised());
+    }
+    assert!(d.plugins.is_empty());
+    let names: Vec<&str> = d.probed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["cpu", "panics"]);
+    assert_eq!(d.skipped().count(), 4, "the other four fail before init");
+
+    let cpu = d.init("cpu").expect("a usable cpu").expect("its init");
+    assert!(outcome_of(&d, CPU_PLUGIN).is_initialised());
+    assert_eq!(d.plugins.len(), 1);
+    let again = d.init("cpu").unwrap().unwrap();
+    assert!(
+        std::ptr::addr_eq(Arc::as_ptr(&cpu.backend), Arc::as_ptr(&again.backend)),
+        "init runs once: the second call returns the same instance"
+    );
+    assert_eq!(d.plugins.len(), 1);
+    assert!(d.init("nosuch").is_none());
+
+    let err = d.init("panics").unwrap().expect_err("init panics");
+    assert_eq!(err.kind, SkipKind::InitFailed, "{err}");
+    assert_eq!(skip_of(&d, panics), &err, "recorded on the candidate");
+    assert!(d.init("panics").unwrap().is_err(), "and never retried");
+    assert_eq!(d.skipped().count(), 5);
+
+    // Clones share the one init.
+    let copy = d.clone();
+    assert!(copy.probed_plugin("cpu").unwrap().initialised().is_some());
+    assert_eq!(cpu.destroy(), Destroyed::Now);
+    assert_eq!(again.destroy(), Destroyed::Already);
+    assert_eq!(
+        cpu.backend.device_count(),
+        0,
+        "no call reaches a destroyed plugin"
+    );
+}
+
+#[test]
+fn a_plugin_whose_file_and_probe_names_differ_is_flagged() {
+    let dir = TempDir::new("misnamed");
+    dir.copy_cdylib("sunrise-backend-cpu-plugin", "libsunrise_backend_mycpu.so");
+    dir.copy_cdylib(
+        "sunrise-fixture-init-panics",
+        "libsunrise_backend_panics.so",
+    );
+    let d = scan_in(env_path(dir.path()));
+    let stems: Vec<Option<&str>> = d.candidates.iter().map(|c| c.file_stem()).collect();
+    assert_eq!(stems, [Some("mycpu"), Some("panics")]);
+    assert_eq!(d.candidates[0].name_mismatch(), Some(("mycpu", "cpu")));
+    assert_eq!(d.candidates[1].name_mismatch(), None);
+    let any_name = TempDir::new("any-name-file");
+    let custom = any_name.copy_cdylib("sunrise-backend-cpu-plugin", "custom.so.1");
+    let d = scan_in(vec![SearchPath::new(&custom, PathOrigin::Env)]);
+    assert_eq!(d.candidates[0].file_stem(), None);
+    assert_eq!(d.candidates[0].name_mismatch(), None);
 }
 
 #[test]

@@ -29,7 +29,13 @@ pub const CDYLIBS: [(&str, &str); 5] = [
 
 /// Fixture crates built for tests that load them one by one (not part of
 /// [`plugin_dir`]).
-pub const EXTRA_CDYLIBS: [&str; 1] = ["sunrise-fixture-partial"];
+pub const EXTRA_CDYLIBS: [&str; 2] = ["sunrise-fixture-partial", "sunrise-fixture-lifecycle"];
+
+/// The fixture that logs each probe, init and destroy (one line each) to
+/// the file named by [`LIFECYCLE_LOG_VAR`].
+pub const LIFECYCLE_CRATE: &str = "sunrise-fixture-lifecycle";
+/// The environment variable the lifecycle fixture logs to.
+pub const LIFECYCLE_LOG_VAR: &str = "SUNRISE_LIFECYCLE_LOG";
 
 /// What the `unusable` fixture reports.
 pub const UNUSABLE_REASON: &str = "no frobnicator device present";
