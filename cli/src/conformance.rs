@@ -35,17 +35,14 @@ fn device(request: &str) -> Result<(Device, Option<String>), String> {
         "cpu" | "cpu:0"
     );
     if is_cpu {
-        for path in reg.shadowed().iter() {
-            match sunrise::plugin::load_plugin(std::path::Path::new(path)) {
-                Ok(p) => {
-                    let note = format!("the CPU backend loaded as a plugin from {path}");
-                    return Ok((
-                        Device::from_backend(p.backend, 0, "cpu-plugin:0"),
-                        Some(note),
-                    ));
-                }
-                Err(e) => return Err(format!("the CPU plugin {path} could not be loaded: {e}")),
-            }
+        if let Some(path) = reg.shadowed().first() {
+            let p = sunrise::plugin::load_plugin(std::path::Path::new(path))
+                .map_err(|e| format!("the CPU plugin {path} could not be loaded: {e}"))?;
+            let note = format!("the CPU backend loaded as a plugin from {path}");
+            return Ok((
+                Device::from_backend(p.backend, 0, "cpu-plugin:0"),
+                Some(note),
+            ));
         }
         let note = "no CPU plugin on the search path: the built-in CPU backend is compared with itself (put libsunrise_backend_cpu.so on SUNRISE_BACKEND_PATH to test the plugin)";
         return Ok((Device::cpu(), Some(note.into())));

@@ -287,10 +287,10 @@ pub(crate) fn error_paths(dev: &Device, op: OpId, dtype: DType) -> Checked {
     }
     let mut count = 0;
     if bufs.len() == arity + 1 {
-        for k in 0..=arity {
-            let zeros = vec![0u8; bytes];
-            // SAFETY: `bufs[k]` is a live buffer of `bytes` bytes.
-            if let Err(e) = unsafe { b.write(bufs[k], 0, &zeros) } {
+        let zeros = vec![0u8; bytes];
+        for &h in &bufs {
+            // SAFETY: `h` is a live buffer of `bytes` bytes.
+            if let Err(e) = unsafe { b.write(h, 0, &zeros) } {
                 failures.push(format!("{op} {dtype} errors: write: {e}"));
             }
         }
