@@ -48,9 +48,11 @@ fn candidate_json(c: &Candidate) -> Value {
     }
 }
 
-/// The warning for a plugin whose file name and probe name differ.
+/// The warning for a plugin whose file name and probe name differ (but a
+/// `cpu` plugin, which the built-in CPU shadows whatever its file name: the
+/// note on it says so).
 fn name_warning(c: &Candidate) -> Option<String> {
-    let (stem, name) = c.name_mismatch()?;
+    let (stem, name) = c.name_mismatch().filter(|(_, name)| *name != "cpu")?;
     Some(format!(
         "{} is named for backend `{stem}`, but its probe calls it `{name}`: \
          select it with --device {name} (--device {stem} finds nothing)",

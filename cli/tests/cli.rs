@@ -169,3 +169,98 @@ fn train_save_and_eval_round_trip_and_bad_files_are_reported() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("junk.safetensors"), "{}", text(&o));
 }
+
+#[test]
+fn train_and_doctor_report_fallbacks_per_dtype_and_reason() {
+    let dir = common::TempDir::new("cli-partial");
+    dir.copy_cdylib("sunrise-fixture-partial", "libsunrise_backend_partial.so");
+    let path = dir.path().to_str().unwrap();
+    let o = sunrise(
+        &["--device", "partial", "train", "--epochs", "1", "--quiet"],
+        &[
+            ("SUNRISE_BACKEND_PATH", path),
+            ("SUNRISE_LOG", "sunrise=debug"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let summary = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ops that fell back to the CPU: "))
+        .unwrap_or_else(|| panic!("no fallback summary:\n{out}"));
+    let items: Vec<String> = summary
+        .split("), ")
+        .map(|i| i.strip_suffix(')').unwrap_or(i).to_string() + ")")
+        .collect();
+    for item in &items {
+        // `matmul f32 x180 (partial, unlisted)`
+        let (head, tail) = item
+            .split_once(" (")
+            .expect("op dtype xN (backend, reason)");
+        let words: Vec<&str> = head.split(' ').collect();
+        assert_eq!(words.len(), 3, "{item}");
+        assert!(
+            sunrise::DType::ALL.iter().any(|t| t.name() == words[1]),
+            "{item}"
+        );
+        assert!(
+            words[2]
+                .strip_prefix('x')
+                .is_some_and(|n| n.parse::<u64>().is_ok()),
+            "{item}"
+        );
+        assert!(
+            tail == "partial, unlisted)" || tail == "partial, unsupported)",
+            "{item}"
+        );
+    }
+    assert!(
+        items.iter().any(|i| i.starts_with("matmul f32 x")),
+        "{summary}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("matmul on f32 runs on the CPU"))
+        .unwrap_or_else(|| panic!("no debug line for matmul:\n{err}"));
+    for part in ["backend partial does not list (matmul, f32)", "unlisted"] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+
+    let o = sunrise(
+        &["--device", "partial", "doctor", "--json"],
+        &[("SUNRISE_BACKEND_PATH", path)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let dev = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == "partial:0")
+        .unwrap_or_else(|| panic!("no partial:0 in {v:#}"))
+        .clone();
+    let unlisted = dev["unlisted"].as_array().expect("unlisted pairs");
+    let has = |op: &str, dtype: &str| {
+        unlisted
+            .iter()
+            .any(|p| p["op"] == op && p["dtype"] == dtype)
+    };
+    assert!(
+        has("matmul", "f32") && has("add", "i64") && has("add", "f64"),
+        "{dev}"
+    );
+    assert!(
+        !has("add", "f32") && !has("mul", "f64"),
+        "listed pairs are not unlisted: {dev}"
+    );
+    let cpu = v["devices"][0]["unlisted"].as_array().unwrap();
+    assert!(cpu.is_empty(), "the built-in CPU lists everything: {cpu:?}");
+    let t = sunrise(
+        &["--device", "partial", "doctor"],
+        &[("SUNRISE_BACKEND_PATH", path)],
+    );
+    let t = text(&t);
+    assert!(t.contains("pair(s) the CPU has are not listed here"), "{t}");
+    assert!(t.contains("add f64/i64"), "{t}");
+}
