@@ -324,15 +324,17 @@ impl Registry {
     }
 
     fn auto(&self, st: &mut State) -> Device {
+        // Each round initialises one plugin, never the same one twice.
+        let mut tried: Vec<String> = Vec::new();
         loop {
             let best = st
                 .entries
                 .iter()
-                .map(|e| (st.rank_of(&e.device, e.score), &e.device))
-                .max_by_key(|(rank, _)| *rank)
-                .map(|(rank, d)| (rank, d.clone()));
+                .map(|e| (st.rank_of(&e.device, e.score), e.device.clone()))
+                .max_by_key(|(rank, _)| *rank);
             let pending = st
                 .pending()
+                .filter(|(_, p)| !tried.contains(&p.name))
                 .map(|(i, p)| {
                     (
                         (p.probe.score, true, Reverse(i), Reverse(0)),
@@ -343,9 +345,7 @@ impl Registry {
             match (best, pending) {
                 (Some((have, _)), Some((want, name))) if want > have => {
                     let _ = self.init_locked(st, &name);
-                }
-                (None, Some((_, name))) => {
-                    let _ = self.init_locked(st, &name);
+                    tried.push(name);
                 }
                 (Some((_, device)), _) => {
                     if device.is_builtin_cpu() {
@@ -353,7 +353,8 @@ impl Registry {
                     }
                     return device;
                 }
-                (None, None) => return builtin_cpu().clone(),
+                // The built-in CPU is always the first entry.
+                (None, _) => return builtin_cpu().clone(),
             }
         }
     }
