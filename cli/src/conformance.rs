@@ -35,9 +35,14 @@ fn device(request: &str) -> Result<(Device, Option<String>), String> {
         "cpu" | "cpu:0"
     );
     if is_cpu {
-        if let Some(path) = reg.shadowed().first() {
-            let p = sunrise::plugin::load_plugin(std::path::Path::new(path))
-                .map_err(|e| format!("the CPU plugin {path} could not be loaded: {e}"))?;
+        let discovery = reg.discovery();
+        if let Some(probed) = discovery.probed_plugin("cpu") {
+            let path = probed.path.display().to_string();
+            // The registry's own instance: initialised once, destroyed by
+            // the registry at shutdown.
+            let p = probed
+                .init()
+                .map_err(|e| format!("the CPU plugin {path} could not be initialised: {e}"))?;
             let note = format!("the CPU backend loaded as a plugin from {path}");
             return Ok((
                 Device::from_backend(p.backend, 0, "cpu-plugin:0"),
