@@ -110,8 +110,9 @@ typedef struct SrStatus {
  *
  * Element `(i0, ..., i[rank-1])` lives at byte
  * `byte_offset + (i0 * strides[0] + ... + i[rank-1] * strides[rank-1]) * elem_size`
- * of `buffer`, `elem_size` being 4 (f32), 8 (f64, i64) or 1 (u8). Strides are in elements and may be 0 (a broadcast dim) but
- * are never negative from the host. Entries at and beyond `rank` are 0.
+ * of `buffer`, `elem_size` being 4 (f32), 8 (f64, i64) or 1 (u8). Strides
+ * are in elements and may be 0 (a broadcast dim) but are never negative
+ * from the host. Entries at and beyond `rank` are 0.
  * A rank-0 view is one element. A backend checks `rank` (at most
  * SR_MAX_RANK) before reading `shape` and `strides`, and that every element
  * lies inside `buffer`; it answers SR_INVALID_ARGUMENT otherwise.

@@ -539,6 +539,8 @@ static SrStatusPtr execute(SrBackend *backend, uint32_t device, uint32_t op, con
         if (p == NULL || p->struct_size < sizeof(SrFillParams)) {
             return status(SR_INVALID_ARGUMENT, "example: fill needs SrFillParams");
         }
+        /* Rounded to nearest, out-of-range values to +-inf, as IEEE 754
+         * (C99 Annex F) converts double to float. */
         value = (float)p->value;
     }
     walk(kernel, y, a, b, value);
