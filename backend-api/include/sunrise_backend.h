@@ -151,7 +151,8 @@ typedef struct SrTensorDesc {
 /**
  * An (op, dtype) pair a backend implements. `dtype` is the dtype of the
  * op's first input (of its output for `fill`, which has no input; of the u8
- * mask for `where`).
+ * mask for `where`; of `src`, which is also its output's, for `index_add`,
+ * whose first input is always the i64 index).
  */
 typedef struct SrOpSupport {
     /**

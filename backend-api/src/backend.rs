@@ -35,7 +35,8 @@ pub trait Backend: Send + Sync {
     /// The (op, dtype) pairs implemented.
     fn supported_ops(&self) -> &[SrOpSupport];
 
-    /// True when `op` on `dtype` (its first input's) is implemented.
+    /// True when `op` on `dtype` is implemented (the dtype of its first
+    /// input; of its output for `index_add` and `fill`).
     fn supports(&self, op: OpId, dtype: DType) -> bool {
         self.supported_ops()
             .iter()

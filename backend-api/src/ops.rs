@@ -221,6 +221,13 @@ impl OpId {
         (self as u32) >= OpId::Add as u32 && (self as u32) <= OpId::Minimum as u32
     }
 
+    /// True when the (op, dtype) pair is keyed on the op's output dtype
+    /// rather than its first input's: `index_add`, whose first input is
+    /// always the i64 index (and `fill`, which has no input).
+    pub const fn keyed_on_output(self) -> bool {
+        matches!(self, OpId::IndexAdd | OpId::Fill)
+    }
+
     /// True for the six comparisons (`eq` to `ge`).
     pub const fn is_comparison(self) -> bool {
         (self as u32) >= OpId::Eq as u32 && (self as u32) <= OpId::Ge as u32

@@ -95,30 +95,54 @@ pub(crate) fn host(t: &Tensor) -> crate::Result<Vec<f64>> {
 /// Compares `dev` with `cpu`; returns the largest relative error (0 when
 /// exact) or why they differ, naming the element.
 pub fn compare(cpu: &Tensor, dev: &Tensor, tol: Option<f64>) -> Result<f64, String> {
+    measure(cpu, dev, tol).map_err(|m| m.message)
+}
+
+/// Why two outputs differ, with the largest error when it was measured
+/// (a tolerance exceeded, rather than a shape, exact or NaN mismatch).
+pub(crate) struct Mismatch {
+    pub(crate) message: String,
+    pub(crate) worst: Option<f64>,
+}
+
+impl From<String> for Mismatch {
+    fn from(message: String) -> Self {
+        Mismatch {
+            message,
+            worst: None,
+        }
+    }
+}
+
+/// [`compare`], keeping the largest error of a tolerance mismatch.
+pub(crate) fn measure(cpu: &Tensor, dev: &Tensor, tol: Option<f64>) -> Result<f64, Mismatch> {
     if cpu.dtype() != dev.dtype() || cpu.shape() != dev.shape() {
-        return Err(format!(
+        return Err(Mismatch::from(format!(
             "the cpu gives {} {:?}, the device {} {:?}",
             cpu.dtype(),
             cpu.shape(),
             dev.dtype(),
             dev.shape()
-        ));
+        )));
     }
     if cpu.dtype() == DType::I64 {
         let (c, g) = (
-            cpu.to_vec::<i64>().map_err(|e| e.to_string())?,
-            dev.to_vec::<i64>().map_err(|e| e.to_string())?,
+            cpu.to_vec::<i64>()
+                .map_err(|e| Mismatch::from(e.to_string()))?,
+            dev.to_vec::<i64>()
+                .map_err(|e| Mismatch::from(e.to_string()))?,
         );
         return match c.iter().zip(&g).position(|(a, b)| a != b) {
             None => Ok(0.0),
             Some(i) => Err(format!(
                 "element {i} differs (cpu {}, device {}; exact match required)",
                 c[i], g[i]
-            )),
+            )
+            .into()),
         };
     }
-    let c = host(cpu).map_err(|e| e.to_string())?;
-    let g = host(dev).map_err(|e| e.to_string())?;
+    let c = host(cpu).map_err(|e| Mismatch::from(e.to_string()))?;
+    let g = host(dev).map_err(|e| Mismatch::from(e.to_string()))?;
     let Some(tol) = tol else {
         let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
         return match c.iter().zip(&g).position(|(&a, &b)| !same(a, b)) {
@@ -126,7 +150,8 @@ pub fn compare(cpu: &Tensor, dev: &Tensor, tol: Option<f64>) -> Result<f64, Stri
             Some(i) => Err(format!(
                 "element {i} differs (cpu {:e}, device {:e}; exact match required)",
                 c[i], g[i]
-            )),
+            )
+            .into()),
         };
     };
     let scale = c
@@ -137,9 +162,9 @@ pub fn compare(cpu: &Tensor, dev: &Tensor, tol: Option<f64>) -> Result<f64, Stri
     for (i, (&a, &b)) in c.iter().zip(&g).enumerate() {
         if a.is_nan() || b.is_nan() || a.is_infinite() || b.is_infinite() {
             if a.to_bits() != b.to_bits() && !(a.is_nan() && b.is_nan()) {
-                return Err(format!(
+                return Err(Mismatch::from(format!(
                     "element {i} differs (cpu {a:e}, device {b:e}; NaN and infinities must match)"
-                ));
+                )));
             }
             continue;
         }
@@ -149,10 +174,13 @@ pub fn compare(cpu: &Tensor, dev: &Tensor, tol: Option<f64>) -> Result<f64, Stri
         }
     }
     if worst > tol {
-        return Err(format!(
-            "largest error {worst:.2e} at element {at} (cpu {:e}, device {:e}) > tolerance {tol:.0e}",
-            c[at], g[at]
-        ));
+        return Err(Mismatch {
+            message: format!(
+                "largest error {worst:.2e} at element {at} (cpu {:e}, device {:e}) > tolerance {tol:.0e}",
+                c[at], g[at]
+            ),
+            worst: Some(worst),
+        });
     }
     Ok(worst)
 }

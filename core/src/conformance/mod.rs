@@ -423,9 +423,15 @@ fn run_case(dev: &Device, op: OpId, d: DType, c: &Case, row: &mut PairRow) {
                 row.tolerances.push(t);
             }
         }
-        match compare(&r.t, &g.t, tol) {
+        match compare::measure(&r.t, &g.t, tol) {
             Ok(e) => row.worst = row.worst.max(e / tol.unwrap_or(1.0)),
-            Err(e) => row.failures.push(format!("{tag} {}: {e}", r.name)),
+            Err(m) => {
+                if let Some(w) = m.worst {
+                    row.worst = row.worst.max(w / tol.unwrap_or(1.0));
+                }
+                row.failures
+                    .push(format!("{tag} {}: {}", r.name, m.message));
+            }
         }
         row.outputs += 1;
     }

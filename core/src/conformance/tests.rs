@@ -23,6 +23,8 @@ enum Fault {
     /// Runs `neg` on any descriptors without checking them against the
     /// output (a bad input count is accepted).
     UncheckedNeg,
+    /// None: the CPU kernels as they are.
+    None,
 }
 
 /// The CPU kernels behind a short list of f32 pairs, with one fault.
@@ -34,7 +36,7 @@ struct Faulty {
 
 impl Faulty {
     fn device(fault: Fault) -> Device {
-        let ops = [OpId::Add, OpId::Matmul, OpId::Neg]
+        let ops = [OpId::Add, OpId::Matmul, OpId::Neg, OpId::IndexAdd]
             .iter()
             .map(|&op| SrOpSupport {
                 op: op as u32,
@@ -124,6 +126,11 @@ fn a_wrong_kernel_fails_naming_op_dtype_and_largest_error() {
             && first.contains("> tolerance 1e-5"),
         "{first}"
     );
+    assert!(
+        add.worst > 1.0,
+        "the worst column shows the failing error: {}",
+        add.accuracy()
+    );
     assert_eq!(r.summary(), "1 passed, 1 failed");
 }
 
@@ -168,4 +175,19 @@ fn the_cpu_backend_passes_its_own_error_paths_and_buffers() {
     let f: Vec<&str> = r.failures().collect();
     assert!(f.is_empty(), "{f:#?}");
     assert!(r.pairs.iter().map(|p| p.error_paths).sum::<usize>() > 300);
+}
+
+#[test]
+fn index_add_is_keyed_on_its_src_dtype_not_its_index() {
+    // The backend lists (index_add, f32) only: the host must send it the
+    // f32 calls (whose first input is the i64 index), not fall back.
+    let r = run_on(Fault::None, &["index_add"]);
+    let f: Vec<&str> = r.failures().collect();
+    assert!(f.is_empty(), "{f:#?}");
+    assert_eq!(r.pairs.len(), 1);
+    assert_eq!(
+        (r.pairs[0].op, r.pairs[0].dtype),
+        (OpId::IndexAdd, DType::F32)
+    );
+    assert!(r.pairs[0].outputs > 0);
 }

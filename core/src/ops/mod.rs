@@ -45,12 +45,17 @@ pub(crate) fn same_device<'a>(op: &'static str, ts: &[&'a Tensor]) -> Result<&'a
 /// list the (op, dtype) pair ([`FallbackReason::Unlisted`]), or lists it
 /// and answers `Unsupported` ([`FallbackReason::Unsupported`]), the op runs
 /// on the built-in CPU backend instead: inputs are copied over, outputs
-/// copied back. The dtype is the first input's (the first output's for an
-/// op without inputs).
+/// copied back. The dtype is the first input's (the output's for
+/// `index_add`, whose first input is the index, and for `fill`).
 pub(crate) fn run(op: OpId, params: Params, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
     let all: Vec<&Tensor> = inputs.iter().chain(outputs.iter()).copied().collect();
     let device = same_device(op.name(), &all)?;
-    let Some(dtype) = inputs.first().or(outputs.first()).map(|t| t.dtype()) else {
+    let key = if op.keyed_on_output() {
+        outputs.first()
+    } else {
+        inputs.first().or(outputs.first())
+    };
+    let Some(dtype) = key.map(|t| t.dtype()) else {
         return Err(Error::invalid(op.name(), "no tensors given"));
     };
     if device.is_builtin_cpu() {
