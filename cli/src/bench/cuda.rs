@@ -660,9 +660,12 @@ mod tests {
             Duration::ZERO,
         )
         .unwrap();
-        assert!((0.0015..0.05).contains(&t), "{t}");
-        // Warm-up, sizing call, then 5 batches of about 20 ms (10 calls).
-        assert!(calls >= 2 + 5 * 5, "{calls}");
+        // A call sleeps at least 2 ms; how much longer depends on the load.
+        assert!((0.0015..0.5).contains(&t), "{t}");
+        // Warm-up, sizing call, then at least 5 batches of at least one call
+        // (about 20 ms each, sized from the sizing call, which a loaded
+        // machine can stretch: so no exact count).
+        assert!(calls >= 2 + 5, "{calls}");
     }
 
     #[test]
