@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use sunrise_backend_api::abi::SrTensorDesc;
-use sunrise_backend_api::DType;
+use sunrise_backend_api::{DType, OpId, Params};
 
 use crate::autograd::{grad_fns, Node};
 use crate::device::Device;
@@ -441,6 +441,32 @@ impl Tensor {
         let t = Tensor::alloc(self.shape(), self.dtype, device)?;
         t.storage.write(0, &bytes)?;
         Ok(t)
+    }
+
+    /// Writes `src` into this (strided) view without its device's `copy`:
+    /// the span of storage the view reaches is read to the host, the CPU
+    /// backend copies the elements into it there, and the span is written
+    /// back (the elements between the view's are written back unchanged).
+    pub(crate) fn scatter_via_host(&self, src: &Tensor) -> Result<()> {
+        let size = self.dtype.size();
+        let (start, end) = (self.layout.offset, self.layout.span());
+        if end <= start {
+            return Ok(());
+        }
+        let cpu = Device::cpu();
+        let mut bytes = vec![0u8; (end - start) * size];
+        self.storage.read(start * size, &mut bytes)?;
+        let window = Tensor::alloc(&[end - start], self.dtype, &cpu)?;
+        window.storage.write(0, &bytes)?;
+        let view = window.with_layout(Layout {
+            shape: self.layout.shape.clone(),
+            strides: self.layout.strides.clone(),
+            offset: 0,
+        });
+        let src = src.to_untracked(&cpu)?;
+        crate::ops::execute_on(&cpu, OpId::Copy, Params::None, &[&src], &[&view])?;
+        window.storage.read(0, &mut bytes)?;
+        self.storage.write(start * size, &bytes)
     }
 
     /// The bytes of a contiguous tensor.

@@ -86,7 +86,7 @@ struct Fallback {
     detail: String,
 }
 
-fn execute_on(
+pub(crate) fn execute_on(
     device: &Device,
     op: OpId,
     params: Params,
@@ -157,13 +157,33 @@ fn fallback(
 impl Tensor {
     /// Overwrites this tensor with `src`'s elements, which may live on
     /// another device. Contiguous targets take the bytes directly; strided
-    /// ones go through the device's own `copy`.
+    /// ones (a channels-last output, a slice) go through the device's own
+    /// `copy`, or, when the device lacks `copy` on this dtype, through the
+    /// host ([`Tensor::scatter_via_host`]).
     pub(crate) fn copy_from_host_tensor(&self, src: &Tensor) -> Result<()> {
-        let moved = src.to_untracked(self.device())?;
-        if self.is_contiguous() && moved.is_contiguous() {
-            let bytes = moved.raw_bytes()?;
-            return self.write_raw_bytes(&bytes);
+        let dev = self.device();
+        if self.is_contiguous() {
+            let moved = src.to_untracked(dev)?;
+            if moved.is_contiguous() {
+                let bytes = moved.raw_bytes()?;
+                return self.write_raw_bytes(&bytes);
+            }
         }
-        execute_on(self.device(), OpId::Copy, Params::None, &[&moved], &[self])
+        if dev.is_builtin_cpu() || dev.supports(OpId::Copy, self.dtype()) {
+            let moved = src.to_untracked(dev)?;
+            match execute_on(dev, OpId::Copy, Params::None, &[&moved], &[self]) {
+                Err(Error::Backend { ref source, .. })
+                    if source.code == StatusCode::Unsupported && !dev.is_builtin_cpu() => {}
+                other => return other,
+            }
+        }
+        tracing::debug!(
+            dtype = self.dtype().name(),
+            backend = dev.backend().name(),
+            "a strided output is written through the host: backend {} has no copy on {}",
+            dev.backend().name(),
+            self.dtype()
+        );
+        self.scatter_via_host(src)
     }
 }
