@@ -426,16 +426,8 @@ impl Tensor {
         } else {
             // The source backend cannot gather: bring the spanned bytes to
             // the CPU as they are and gather there.
-            let cpu = Device::cpu();
-            let base = self.layout.offset;
-            let span = self.layout.span() - base;
-            let mut bytes = vec![0u8; span * self.dtype.size()];
-            self.storage.read(base * self.dtype.size(), &mut bytes)?;
-            let raw = Tensor::alloc(&[span], self.dtype, &cpu)?;
-            raw.storage.write(0, &bytes)?;
-            let mut l = self.layout.clone();
-            l.offset = 0;
-            raw.with_layout(l).contiguous_untracked()?
+            let (_, view) = self.span_on_cpu()?;
+            view.contiguous_untracked()?
         };
         let bytes = src.raw_bytes()?;
         let t = Tensor::alloc(self.shape(), self.dtype, device)?;
@@ -443,30 +435,37 @@ impl Tensor {
         Ok(t)
     }
 
+    /// The part of this view's storage it reaches (from its first element
+    /// to one past its last), copied to the CPU as it is: the copy, and
+    /// this view's layout over it.
+    fn span_on_cpu(&self) -> Result<(Tensor, Tensor)> {
+        let size = self.dtype.size();
+        let start = self.layout.offset;
+        let len = self.layout.span().saturating_sub(start);
+        let mut bytes = vec![0u8; len * size];
+        self.storage.read(start * size, &mut bytes)?;
+        let window = Tensor::alloc(&[len], self.dtype, &Device::cpu())?;
+        window.storage.write(0, &bytes)?;
+        let mut layout = self.layout.clone();
+        layout.offset = 0;
+        let view = window.with_layout(layout);
+        Ok((window, view))
+    }
+
     /// Writes `src` into this (strided) view without its device's `copy`:
     /// the span of storage the view reaches is read to the host, the CPU
     /// backend copies the elements into it there, and the span is written
     /// back (the elements between the view's are written back unchanged).
     pub(crate) fn scatter_via_host(&self, src: &Tensor) -> Result<()> {
-        let size = self.dtype.size();
-        let (start, end) = (self.layout.offset, self.layout.span());
-        if end <= start {
+        if self.numel() == 0 {
             return Ok(());
         }
-        let cpu = Device::cpu();
-        let mut bytes = vec![0u8; (end - start) * size];
-        self.storage.read(start * size, &mut bytes)?;
-        let window = Tensor::alloc(&[end - start], self.dtype, &cpu)?;
-        window.storage.write(0, &bytes)?;
-        let view = window.with_layout(Layout {
-            shape: self.layout.shape.clone(),
-            strides: self.layout.strides.clone(),
-            offset: 0,
-        });
-        let src = src.to_untracked(&cpu)?;
-        crate::ops::execute_on(&cpu, OpId::Copy, Params::None, &[&src], &[&view])?;
-        window.storage.read(0, &mut bytes)?;
-        self.storage.write(start * size, &bytes)
+        let (window, view) = self.span_on_cpu()?;
+        let src = src.to_untracked(window.device())?;
+        crate::ops::execute_on(window.device(), OpId::Copy, Params::None, &[&src], &[&view])?;
+        let bytes = window.raw_bytes()?;
+        self.storage
+            .write(self.layout.offset * self.dtype.size(), &bytes)
     }
 
     /// The bytes of a contiguous tensor.

@@ -163,11 +163,9 @@ impl Tensor {
     pub(crate) fn copy_from_host_tensor(&self, src: &Tensor) -> Result<()> {
         let dev = self.device();
         if self.is_contiguous() {
-            let moved = src.to_untracked(dev)?;
-            if moved.is_contiguous() {
-                let bytes = moved.raw_bytes()?;
-                return self.write_raw_bytes(&bytes);
-            }
+            // The bytes straight from the host, in row-major order.
+            let host = src.to_untracked(&Device::cpu())?.contiguous_untracked()?;
+            return self.write_raw_bytes(&host.raw_bytes()?);
         }
         if dev.is_builtin_cpu() || dev.supports(OpId::Copy, self.dtype()) {
             let moved = src.to_untracked(dev)?;
