@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::{json, Value};
-use sunrise::conformance::{self, CheckRow, Options, PairRow, Report, Row};
-use sunrise::Device;
+use sunrise::conformance::{self, CheckRow, Family, Options, PairRow, Report, Row};
+use sunrise::{DType, Device};
 
 /// Arguments of `sunrise conformance`.
 #[derive(Debug, Args)]
@@ -115,8 +115,29 @@ fn header(dev: &Device, note: Option<&str>, opts: &Options) {
         println!("ops matching: {}", opts.ops.join(", "));
     }
     println!(
-        "tolerances (relative to |cpu| + 0.1 max|cpu|; gradients x10): exact ops bit-exact; elementwise and reductions f32 1e-5, f64 1e-12; norms, matmul and convolution f32 1e-4, f64 1e-10"
+        "tolerances (relative to |cpu| + 0.1 max|cpu|; gradients x10): {}",
+        tolerances()
     );
+}
+
+/// The tolerance of each family, from [`Family::tol`] itself.
+fn tolerances() -> String {
+    let tol = |f: Family, d: DType| match f.tol(d, false) {
+        Some(t) => format!("{d} {t:.0e}"),
+        None => format!("{d} bit-exact"),
+    };
+    Family::ALL
+        .iter()
+        .map(|&f| {
+            format!(
+                "{} {}, {}",
+                f.name(),
+                tol(f, DType::F32),
+                tol(f, DType::F64)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn footer(report: &Report) {

@@ -4,29 +4,9 @@
 
 #[path = "../../tests/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::process::{Command, Output};
-
-fn sunrise(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sunrise"));
-    cmd.args(args)
-        .env_remove("SUNRISE_DEVICE")
-        .env_remove("SUNRISE_BACKEND_PATH")
-        .env_remove("SUNRISE_CPU_ISA")
-        .env("SUNRISE_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run sunrise")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::{sunrise, text};
 
 #[test]
 fn doctor_reports_the_cpu_tier_and_honours_the_cap() {

@@ -4,28 +4,9 @@
 
 #[path = "../../tests/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::process::{Command, Output};
-
-fn sunrise(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sunrise"));
-    cmd.args(args)
-        .env_remove("SUNRISE_DEVICE")
-        .env_remove("SUNRISE_BACKEND_PATH")
-        .env("SUNRISE_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run sunrise")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
-}
+use support::{stdout, sunrise, text};
 
 #[test]
 fn the_cpu_plugin_passes_and_the_table_ends_with_the_counts() {

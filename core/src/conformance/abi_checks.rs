@@ -8,6 +8,7 @@ use sunrise_backend_api::abi::{SrTensorDesc, SR_MAX_RANK};
 use sunrise_backend_api::{Backend, BackendError, BufferHandle, OpCall, Params, StatusCode};
 
 use super::inputs::Rng;
+use crate::shape::contiguous_strides;
 use crate::{DType, Device, OpId};
 
 /// Buffer sizes for the round trips: empty, odd, page-crossing, and large
@@ -156,14 +157,6 @@ pub(crate) fn has_error_paths(op: OpId) -> bool {
     op.is_unary() || op.is_binary() || op.is_comparison() || matches!(op, OpId::Where | OpId::Copy)
 }
 
-fn contiguous(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
-    for k in (0..shape.len().saturating_sub(1)).rev() {
-        s[k] = s[k + 1] * shape[k + 1];
-    }
-    s
-}
-
 /// The dtype of input `k` of a valid call of `op` on `dtype`.
 fn input_dtype(op: OpId, dtype: DType, k: usize) -> DType {
     if op == OpId::Where && k == 0 {
@@ -197,9 +190,9 @@ type BadCall = (String, Vec<SrTensorDesc>, Vec<SrTensorDesc>, bool);
 
 fn bad_calls(op: OpId, dtype: DType, bufs: &[BufferHandle]) -> Vec<BadCall> {
     let arity = op.input_count().unwrap_or(1);
-    let strides = contiguous(&SHAPE);
+    let strides = contiguous_strides(&SHAPE);
     let desc = |d: DType, shape: &[usize], buf: BufferHandle| {
-        SrTensorDesc::new(d, shape, &contiguous(shape), buf, 0)
+        SrTensorDesc::new(d, shape, &contiguous_strides(shape), buf, 0)
     };
     let inputs: Vec<SrTensorDesc> = (0..arity)
         .map(|k| SrTensorDesc::new(input_dtype(op, dtype, k), &SHAPE, &strides, bufs[k], 0))

@@ -1,6 +1,7 @@
 //! Seeded inputs: the same values on every device and machine, odd sizes,
 //! views that are not contiguous.
 
+pub(crate) use crate::shape::numel;
 use crate::{DType, Device, Tensor};
 
 /// SplitMix64: seeded, the same on every machine.
@@ -19,10 +20,6 @@ impl Rng {
     pub(crate) fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
     }
-}
-
-pub(crate) fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
 }
 
 /// A tensor of `dtype` on `dev` from f64 values (rounded for integers).

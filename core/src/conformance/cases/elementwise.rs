@@ -350,13 +350,7 @@ pub(crate) fn abi_unary_i64(
     let run = |x: BufferHandle, y: BufferHandle| -> Res<Vec<u8>> {
         // SAFETY: `x` is a live buffer of `bytes.len()` bytes.
         abi("write", unsafe { b.write(x, 0, &bytes) })?;
-        let contiguous: Vec<usize> = {
-            let mut s = vec![1; shape.len()];
-            for k in (0..shape.len().saturating_sub(1)).rev() {
-                s[k] = s[k + 1] * shape[k + 1];
-            }
-            s
-        };
+        let contiguous = crate::shape::contiguous_strides(shape);
         let call = OpCall {
             op,
             params: Params::None,
