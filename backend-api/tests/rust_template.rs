@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sunrise_backend_api::abi::*;
-use sunrise_backend_api::host::TableBackend;
 use sunrise_backend_api::ops::FillParams;
-use sunrise_backend_api::{Backend, DType, OpCall, OpId, Params, ProbeReport, StatusCode};
+use sunrise_backend_api::{Backend, DType, OpCall, OpId, Params, StatusCode};
 
 #[path = "support/dl.rs"]
 mod dl;
@@ -76,27 +75,11 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 #[test]
 fn rust_template_builds_loads_and_runs() {
     let so = build_template();
-    let lib = dl::Library::open(&so).unwrap_or_else(|e| panic!("dlopen: {e}"));
-    let probe = lib.symbol(SR_PROBE_SYMBOL_V1).expect("probe symbol");
-    let init = lib.symbol(SR_INIT_SYMBOL_V1).expect("init symbol");
-    // SAFETY: export_backend! defines both with the ABI's signatures.
-    let (probe, init) = unsafe {
-        (
-            std::mem::transmute::<*mut std::ffi::c_void, SrProbeFnV1>(probe),
-            std::mem::transmute::<*mut std::ffi::c_void, SrInitFnV1>(init),
-        )
-    };
-    let mut info = SrProbeInfo::new();
-    // SAFETY: a zeroed probe struct with struct_size set.
-    unsafe { probe(&mut info) };
-    let report = ProbeReport::read_from(&info);
+    let (report, b) = dl::load_backend(&so);
     assert_eq!(
         (report.name.as_str(), report.usable, report.score),
         ("mydevice", true, 1)
     );
-    // SAFETY: the plugin's init; `lib` keeps it loaded until after destroy.
-    let b = unsafe { TableBackend::init("mydevice", init, Some(Box::new(lib))) }
-        .unwrap_or_else(|e| panic!("init: {e:?}"));
     assert_eq!(b.device_count(), 1);
     assert!(b.supports(OpId::Neg, DType::F32) && b.supports(OpId::Fill, DType::F32));
     assert!(!b.supports(OpId::Add, DType::F32));

@@ -9,7 +9,7 @@ use sunrise_backend_api::abi::*;
 use sunrise_backend_api::host::TableBackend;
 use sunrise_backend_api::ops::FillParams;
 use sunrise_backend_api::{
-    log, Backend, BackendError, BufferHandle, DType, OpCall, OpId, Params, ProbeReport, StatusCode,
+    log, Backend, BackendError, BufferHandle, DType, OpCall, OpId, Params, StatusCode,
 };
 
 use super::{compiler, dl, path_str, run_cc, work_dir, C_PLUGIN};
@@ -27,30 +27,6 @@ fn build(test: &str, defines: &[&str]) -> Option<PathBuf> {
     // The example promises C99; the header must compile as C99 too.
     run_cc(&cc, "c99", &args);
     Some(so)
-}
-
-/// Loads a built plugin: its probe's report and the initialised backend.
-fn load(so: &std::path::Path) -> (ProbeReport, TableBackend) {
-    let lib = dl::Library::open(so).unwrap_or_else(|e| panic!("dlopen: {e}"));
-    let probe = lib.symbol(SR_PROBE_SYMBOL_V1).expect("probe symbol");
-    let init = lib.symbol(SR_INIT_SYMBOL_V1).expect("init symbol");
-    // SAFETY: the C plugin defines these symbols with the header's
-    // prototypes, which the compiler checked against SrProbeFnV1/SrInitFnV1.
-    let (probe, init) = unsafe {
-        (
-            std::mem::transmute::<*mut std::ffi::c_void, SrProbeFnV1>(probe),
-            std::mem::transmute::<*mut std::ffi::c_void, SrInitFnV1>(init),
-        )
-    };
-    let mut info = SrProbeInfo::new();
-    // SAFETY: a zeroed probe struct with struct_size set, as the ABI says.
-    unsafe { probe(&mut info) };
-    let report = ProbeReport::read_from(&info);
-    // SAFETY: `init` is the plugin's entry point; `lib` keeps it loaded and
-    // is dropped by the backend after `destroy`.
-    let backend = unsafe { TableBackend::init(&report.name, init, Some(Box::new(lib))) }
-        .unwrap_or_else(|e| panic!("init: {e:?}"));
-    (report, backend)
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -111,7 +87,7 @@ fn c_plugin_builds_loads_and_runs() {
         let line = format!("{level:?} {target}: {message}");
         sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
     }));
-    let (report, backend) = load(&so);
+    let (report, backend) = dl::load_backend(&so);
     assert_eq!(
         (
             report.abi_major,
@@ -379,7 +355,7 @@ fn wrong_add_is_wrong_by_a_thousandth() {
     let Some(so) = build("wrong-add", &["-DSUNRISE_EXAMPLE_WRONG_ADD"]) else {
         return;
     };
-    let (report, b) = load(&so);
+    let (report, b) = dl::load_backend(&so);
     assert_eq!(report.name, "example");
     let av = [1.0f32, -2.0, 100.0, 0.0];
     let (ha, hc) = (upload(&b, &av), upload(&b, &[0.0; 4]));

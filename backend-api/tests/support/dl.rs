@@ -4,6 +4,12 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
 
+use sunrise_backend_api::abi::{
+    SrInitFnV1, SrProbeFnV1, SrProbeInfo, SR_INIT_SYMBOL_V1, SR_PROBE_SYMBOL_V1,
+};
+use sunrise_backend_api::host::TableBackend;
+use sunrise_backend_api::ProbeReport;
+
 const RTLD_NOW: c_int = 2;
 
 extern "C" {
@@ -66,4 +72,29 @@ impl Drop for Library {
         // keeps every pointer into the library alive no longer than it.
         unsafe { dlclose(self.0) };
     }
+}
+
+/// Loads a built plugin: its probe's report and the initialised backend.
+pub fn load_backend(so: &Path) -> (ProbeReport, TableBackend) {
+    let lib = Library::open(so).unwrap_or_else(|e| panic!("dlopen: {e}"));
+    let probe = lib.symbol(SR_PROBE_SYMBOL_V1).expect("probe symbol");
+    let init = lib.symbol(SR_INIT_SYMBOL_V1).expect("init symbol");
+    // SAFETY: a sunrise plugin defines these symbols with the ABI's
+    // prototypes (a C plugin through the header, which the compiler
+    // checked; a Rust one through export_backend!).
+    let (probe, init) = unsafe {
+        (
+            std::mem::transmute::<*mut std::ffi::c_void, SrProbeFnV1>(probe),
+            std::mem::transmute::<*mut std::ffi::c_void, SrInitFnV1>(init),
+        )
+    };
+    let mut info = SrProbeInfo::new();
+    // SAFETY: a zeroed probe struct with struct_size set, as the ABI says.
+    unsafe { probe(&mut info) };
+    let report = ProbeReport::read_from(&info);
+    // SAFETY: `init` is the plugin's entry point; `lib` keeps it loaded and
+    // is dropped by the backend after `destroy`.
+    let backend = unsafe { TableBackend::init(&report.name, init, Some(Box::new(lib))) }
+        .unwrap_or_else(|e| panic!("init: {e:?}"));
+    (report, backend)
 }
