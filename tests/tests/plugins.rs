@@ -486,3 +486,61 @@ fn backend_options_cross_the_abi_and_unknown_ones_are_typed_errors() {
     let e = dev.set_backend_option("threads", "2").unwrap_err();
     assert!(e.to_string().contains("no option"), "{e}");
 }
+
+/// Whether some mapping of this process is the file `path` (kept in
+/// `/proc/self/maps` with " (deleted)" once the file is removed).
+fn is_mapped(path: &Path) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    let name = path.to_string_lossy();
+    maps.lines().any(|l| {
+        let file = l.split_whitespace().nth(5).unwrap_or("");
+        file == name
+    })
+}
+
+#[test]
+fn a_library_whose_init_ran_stays_mapped_after_its_last_handle_goes() {
+    // Init may leave code of the plugin referenced after destroy: the CPU
+    // plugin's worker threads park in it, a panic in init registers state
+    // of the plugin's own std. Unmapping it then crashed the process later
+    // (SIGSEGV, at random). A library whose init ran is never unmapped; one
+    // only probed is closed.
+    let dir = TempDir::new("pinned");
+    let cpu = dir.copy_cdylib("sunrise-backend-cpu-plugin", CPU_PLUGIN);
+    let panics = dir.copy_cdylib(
+        "sunrise-fixture-init-panics",
+        "libsunrise_backend_panics.so",
+    );
+    let unusable = dir.copy_cdylib("sunrise-fixture-unusable", "libsunrise_backend_unusable.so");
+    {
+        let plugin = load_plugin(&cpu).expect("the cpu plugin");
+        let b = plugin.backend.clone();
+        // Large enough for the plugin's thread pool to start.
+        let n = 1 << 18;
+        let h = b.alloc(0, n * 4).expect("alloc");
+        let fill = Params::Fill(FillParams {
+            struct_size: FillParams::SIZE,
+            value: 1.0,
+        });
+        let desc = SrTensorDesc::new(DType::F32, &[n], &[1], h, 0);
+        run(b.as_ref(), OpId::Fill, fill, &[], desc);
+        run(b.as_ref(), OpId::Add, Params::None, &[desc, desc], desc);
+        // SAFETY: `h` was allocated by `b` above and is freed once.
+        unsafe { b.free(h) };
+        assert_eq!(plugin.destroy(), Destroyed::Now);
+    }
+    // On a thread of its own, which then ends: what the panic registered
+    // on that thread no longer holds the library.
+    let p = panics.clone();
+    let err = std::thread::spawn(move || load_plugin(&p).expect_err("init panics"))
+        .join()
+        .expect("the loading thread");
+    assert_eq!(err.kind, SkipKind::InitFailed, "{err}");
+    // Closing a library is when the loader unmaps every unused one.
+    let err = load_plugin(&unusable).expect_err("unusable");
+    assert_eq!(err.kind, SkipKind::Unusable, "{err}");
+
+    assert!(is_mapped(&cpu), "the cpu plugin was unmapped after init");
+    assert!(is_mapped(&panics), "the panicking plugin was unmapped");
+    assert!(!is_mapped(&unusable), "a probed-only library is closed");
+}

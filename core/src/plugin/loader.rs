@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use sunrise_backend_api::abi::{
@@ -32,10 +32,19 @@ impl std::fmt::Debug for Probed {
     }
 }
 
+/// Plugin code (probe, init) runs one plugin at a time in the process:
+/// loading is rare and short, and neither a plugin's initialisers nor the
+/// vendor libraries it opens need be safe to run beside another's.
+static LOADING: Mutex<()> = Mutex::new(());
+
+fn loading() -> MutexGuard<'static, ()> {
+    LOADING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Loads, probes and initialises the plugin at `path`, outside any
 /// registry: the caller owns the instance. It is destroyed by
-/// [`LoadedPlugin::destroy`] or when the last handle to it is dropped, and
-/// the library is unloaded after that, when the last handle is gone.
+/// [`LoadedPlugin::destroy`] or when the last handle to it is dropped; the
+/// library stays mapped (see [`init`]).
 pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, SkipReason> {
     let probed = open_and_probe(path)?;
     init(path, &probed)
@@ -44,6 +53,7 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, SkipReason> {
 /// Loads `path` and runs its probe; fails unless the plugin is usable.
 pub(crate) fn open_and_probe(path: &Path) -> Result<Probed, SkipReason> {
     super::elf::check(path)?;
+    let _one_at_a_time = loading();
     let library = open(path)?;
     let (probe, init) = entry_points(&library)?;
     let mut info = SrProbeInfo::new();
@@ -62,7 +72,17 @@ pub(crate) fn open_and_probe(path: &Path) -> Result<Probed, SkipReason> {
 
 /// Initialises a probed plugin (on the calling thread) and wraps its table
 /// behind the guard of [`LoadedPlugin`].
+///
+/// Before init runs, the library is made permanent (`RTLD_NODELETE`): once
+/// init has run, code of the plugin may stay referenced after destroy,
+/// whatever the plugin meant (worker threads parked in it, thread-local
+/// destructors and exit handlers its runtime registered, the state a panic
+/// left in its own Rust standard library), and unmapping it would crash
+/// the process later, at random. A library only probed is still closed
+/// when its last handle goes.
 pub(crate) fn init(path: &Path, probed: &Probed) -> Result<LoadedPlugin, SkipReason> {
+    let _one_at_a_time = loading();
+    pin(path);
     let keep_alive = Box::new(probed.library.clone());
     // SAFETY: `init` is the plugin's `sunrise_backend_init_v1`, looked up
     // from `probed.library`; a clone of that library moves into the table
@@ -84,6 +104,22 @@ pub(crate) fn init(path: &Path, probed: &Probed) -> Result<LoadedPlugin, SkipRea
         table,
         probed.library.clone(),
     ))
+}
+
+/// Marks the library `path` names, already open, never to be unloaded.
+fn pin(path: &Path) {
+    // SAFETY: with RTLD_NOLOAD, dlopen loads nothing and runs no
+    // initialiser: it finds the library `open` mapped for this path and
+    // sets RTLD_NODELETE on it. Closing the extra handle again keeps that.
+    let pinned = unsafe {
+        Library::open(
+            Some(path),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+        )
+    };
+    if let Err(e) = pinned {
+        tracing::warn!(plugin = %path.display(), "could not mark the plugin never to unload: {e}");
+    }
 }
 
 fn open(path: &Path) -> Result<Library, SkipReason> {

@@ -50,18 +50,20 @@
 //!    handles that outlive it (a tensor dropped late frees its buffer) are
 //!    answered by the host with `Unavailable` and never reach the plugin;
 //!    buffers still allocated are the plugin's to release in destroy.
-//! 5. **Unload**: a library the registry loaded and found usable is never
-//!    `dlclose`d: it stays mapped until the process ends, because threads
-//!    the plugin started may still run its code after destroy.
+//! 5. **Unload**: a library whose init ran (successfully or not) is never
+//!    unmapped: it is marked `RTLD_NODELETE` before init, so it stays until
+//!    the process ends, because code of it may still be referenced after
+//!    destroy (threads the plugin started, thread-local destructors and
+//!    exit handlers its runtime registered, what a panic in it left
+//!    behind). A library only probed is closed when its last handle goes.
+//!    Plugin code (probe, init) runs one plugin at a time process-wide.
 //!
 //! Outside the registry ([`load_plugin`], [`discover_in`]: tests and
 //! embedders) the caller owns each instance: it is destroyed by
-//! [`LoadedPlugin::destroy`] or when its last handle is dropped, and the
-//! library is closed after that, when the last handle is gone. [`scan_in`]
+//! [`LoadedPlugin::destroy`] or when its last handle is dropped. [`scan_in`]
 //! loads and probes without initialising, as the registry does; a
 //! `Registry` built from it with `Registry::from_discovery` follows the
-//! rules above, except that dropping it shuts it down and its libraries
-//! are closed once the last handle is gone.
+//! rules above, except that dropping it shuts it down.
 //!
 //! **Architecture invariant:** plugins are never loaded from the current
 //! working directory, and no plugin, however broken, takes the process down:
