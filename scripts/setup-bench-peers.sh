@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Installs the peers `sunrise bench gemm|conv` measure beside ours:
-#   - OpenBLAS (Debian's libopenblas, pthread flavour) for `bench gemm`;
+# Installs the peers `sunrise bench gemm|conv|train` measure beside ours:
+#   - OpenBLAS (Debian's libopenblas, pthread flavour) for `bench gemm`, and
+#     as the libblas.so.3 Debian's PyTorch calls (with only the reference
+#     libblas3 installed, torch's GEMM is 10x slower: no fair peer);
+#   - Debian's own PyTorch (python3-torch, CPU, from main) for `bench train`,
+#     run with /usr/bin/python3;
 #   - ONNX Runtime's CPU provider, onnx and numpy (PyPI) for `bench conv`.
 # Idempotent: installs only what is missing. Nothing in sunrise links either;
 # the bench dlopens OpenBLAS and runs scripts/onnxruntime_conv_bench.py.
@@ -35,6 +39,15 @@ if [ "$apt" = 1 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread \
       || $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0
     have_openblas && echo "OpenBLAS: installed" || { echo "OpenBLAS: install failed" >&2; exit 1; }
+  fi
+  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    echo "PyTorch (python3-torch): already installed"
+  else
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch
+    /usr/bin/python3 -c 'import torch; print("PyTorch (python3-torch): installed", torch.__version__)'
   fi
 fi
 

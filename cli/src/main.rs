@@ -12,6 +12,9 @@
 //!   the portable kernel's, measured in the same run.
 //! - `sunrise conformance [--ops PATTERN] [--json]`: the op conformance
 //!   suite on the chosen device against the built-in CPU backend.
+//!
+//! With `SUNRISE_PROFILE=1` every command ends by printing the time its ops
+//! took, per family and per op ([`sunrise::profile`]).
 
 mod bench;
 mod conformance;
@@ -47,7 +50,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Benchmarks: per-op figures for every ISA tier beside the portable kernels (default), or the gemm, conv and memory suites beside OpenBLAS, ONNX Runtime and memcpy.
+    /// Benchmarks: per-op figures for every ISA tier beside the portable kernels (default), or the gemm, conv, memory and train suites beside OpenBLAS, ONNX Runtime, memcpy and PyTorch.
     Bench(bench::BenchArgs),
     /// Op conformance of a device against the built-in CPU backend: every (op, dtype) pair it lists, forward and backward, buffers, error paths and a short training run; ends with `N passed, M failed`.
     Conformance(conformance::ConformanceArgs),
@@ -145,6 +148,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args, &request),
     };
+    let times = sunrise::profile::snapshot();
+    if sunrise::profile::enabled() && !times.is_empty() {
+        eprint!("{}", sunrise::profile::summary(&times));
+    }
     // Every initialised plugin is destroyed here, before exit.
     sunrise::registry::shutdown();
     code

@@ -113,6 +113,87 @@ fn bench_prints_every_tier_beside_portable() {
 }
 
 #[test]
+fn bench_train_measures_steps_and_dispatch_and_names_a_missing_peer() {
+    let best = sunrise_backend_cpu::isa::available_tiers()
+        .last()
+        .expect("a tier")
+        .name();
+    let args = [
+        "bench",
+        "train",
+        "--seconds",
+        "0",
+        "--threads",
+        "1",
+        "--tiers",
+        best,
+    ];
+    let no_peer = ["--python", "/nonexistent/python3"];
+    for filter in ["digits", "add-f32"] {
+        let mut a = args.to_vec();
+        a.extend(["--filter", filter, "--json"]);
+        a.extend(no_peer);
+        let o = sunrise(&a, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let r = &rows[0];
+        assert_eq!(r["suite"], "train");
+        assert!(r["ours_seconds"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(
+            r["peer_error"]
+                .as_str()
+                .unwrap()
+                .contains("/nonexistent/python3"),
+            "{r}"
+        );
+        if filter == "digits" {
+            assert_eq!(r["kind"], "step");
+            let split = r["split"].as_object().expect("a split");
+            assert!(
+                split.contains_key("conv") && split.contains_key("outside ops"),
+                "{r}"
+            );
+        } else {
+            assert_eq!(r["kind"], "dispatch");
+            assert!(r["direct_seconds"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    // The table.
+    let mut a = args.to_vec();
+    a.extend(["--filter", "digits"]);
+    a.extend(no_peer);
+    let o = sunrise(&a, &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for want in ["digits-cnn", "ours by family: ", "peer: unavailable"] {
+        assert!(t.contains(want), "{want:?} missing from:\n{t}");
+    }
+}
+
+#[test]
+fn sunrise_profile_prints_the_op_time_of_a_command() {
+    let o = sunrise(
+        &["train", "--epochs", "1", "--quiet"],
+        &[("SUNRISE_PROFILE", "1")],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for want in [
+        "op time (SUNRISE_PROFILE)",
+        "conv2d_backward_filter",
+        "family",
+    ] {
+        assert!(t.contains(want), "{want:?} missing from:\n{t}");
+    }
+    let o = sunrise(&["train", "--epochs", "1", "--quiet"], &[]);
+    assert!(!text(&o).contains("op time"), "{}", text(&o));
+}
+
+#[test]
 fn train_save_and_eval_round_trip_and_bad_files_are_reported() {
     let dir = common::TempDir::new("cli-train");
     let ckpt = dir.path().join("m.safetensors");

@@ -24,6 +24,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod plugin;
+pub mod profile;
 pub mod random;
 pub mod registry;
 pub mod shape;

@@ -8,6 +8,9 @@
 //! - `conv`: conv2d forward against ONNX Runtime's CPU provider (a Python
 //!   subprocess, optional), plus our backward-data and backward-filter.
 //! - `memory`: memory-bound ops against a memcpy of the same bytes.
+//! - `train`: whole training steps of six models beside PyTorch on the
+//!   CPU (a Python subprocess, optional), with each step's time split by
+//!   op family and peak memory, plus the dispatch rows (see `train.rs`).
 //! - `cuda`: GEMM, conv2d and an elementwise multiply on `cuda:0` against
 //!   PyTorch on the same GPU (a Python subprocess, optional); one process,
 //!   no tiers or threads (see `cuda.rs`).
@@ -26,6 +29,7 @@ mod openblas;
 mod ops;
 mod peak;
 mod report;
+mod train;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -49,6 +53,8 @@ pub enum Suite {
     Memory,
     /// GEMM, conv2d and elementwise on cuda:0 against PyTorch on the same GPU.
     Cuda,
+    /// Training steps (and tiny-op dispatch) beside PyTorch on the CPU.
+    Train,
 }
 
 impl Suite {
@@ -60,6 +66,7 @@ impl Suite {
             Suite::Conv => "conv",
             Suite::Memory => "memory",
             Suite::Cuda => "cuda",
+            Suite::Train => "train",
         }
     }
 }
@@ -256,6 +263,7 @@ fn child(suite: Suite, args: &BenchArgs) -> ExitCode {
         Suite::Gemm => gemm::run(&ctx),
         Suite::Conv => conv::run(&ctx),
         Suite::Memory => memory::run(&ctx),
+        Suite::Train => train::run(&ctx),
         Suite::Cuda => return cuda::run(args),
     };
     match r {

@@ -30,6 +30,7 @@ pub(crate) fn table(suite: Suite, rows: &[Value], tiers: &[Isa]) {
         Suite::Conv => peer_table(rows, tiers, "GFLOP/s", "gflops", true),
         Suite::Memory => peer_table(rows, tiers, "GB/s", "gbps", false),
         Suite::Cuda => super::cuda::table(rows),
+        Suite::Train => super::train::table(&sorted(rows, tiers)),
     }
 }
 

@@ -101,11 +101,15 @@ pub(crate) fn execute_on(
         inputs: &ins,
         outputs: &outs,
     };
+    let timed = crate::profile::enabled().then(std::time::Instant::now);
     // SAFETY: every descriptor is built from a live tensor of this device,
     // whose layout lies within its storage (views are validated when made,
     // outputs are fresh allocations or views the op front end checked).
-    unsafe { device.backend().execute(device.ordinal(), &call) }
-        .map_err(|e| Error::backend(device.backend().name(), op.name(), e))
+    let r = unsafe { device.backend().execute(device.ordinal(), &call) };
+    if let Some(start) = timed {
+        crate::profile::record(op, start.elapsed());
+    }
+    r.map_err(|e| Error::backend(device.backend().name(), op.name(), e))
 }
 
 fn fallback(
