@@ -36,7 +36,7 @@ typedef struct SrBackend SrBackend;
  * Minor version of this ABI. Minor versions only append; the version in
  * effect between a host and a plugin is the lower of the two.
  */
-#define SR_ABI_MINOR 1
+#define SR_ABI_MINOR 2
 
 /**
  * Highest tensor rank a descriptor carries.
@@ -649,6 +649,45 @@ typedef struct SrCrossEntropyParams {
 } SrCrossEntropyParams;
 
 /**
+ * Params of `adamw_step` (ABI 1.2). Computed in the tensors' dtype.
+ */
+typedef struct SrAdamWParams {
+    /**
+     * sizeof(SrAdamWParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.2 and ignores fields it does not know.
+     */
+    uint64_t struct_size;
+    /**
+     * Learning rate of this step.
+     */
+    double lr;
+    /**
+     * First-moment decay `b1`.
+     */
+    double beta1;
+    /**
+     * Second-moment decay `b2`.
+     */
+    double beta2;
+    /**
+     * Added to the denominator.
+     */
+    double eps;
+    /**
+     * Decoupled weight decay.
+     */
+    double weight_decay;
+    /**
+     * `1 - b1^t` for this step `t` (1-based).
+     */
+    double bias_correction1;
+    /**
+     * `1 - b2^t`.
+     */
+    double bias_correction2;
+} SrAdamWParams;
+
+/**
  * Success.
  */
 #define SR_OK 0
@@ -816,6 +855,7 @@ typedef struct SrCrossEntropyParams {
 #define SR_OP_INDEX_ADD              54  /* index_add: 2 in, 1 out, SrAxisParams */
 #define SR_OP_CROSS_ENTROPY          55  /* cross_entropy: 2 in, 1 out, SrCrossEntropyParams */
 #define SR_OP_CROSS_ENTROPY_BACKWARD 56  /* cross_entropy_backward: 3 in, 1 out, SrCrossEntropyParams */
+#define SR_OP_ADAMW_STEP             57  /* adamw_step: 1 in, 3 out, SrAdamWParams */
 
 /* END op ids */
 

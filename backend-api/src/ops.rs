@@ -6,7 +6,8 @@
 //!   receive inputs already broadcast to the output's shape (stride 0 on
 //!   broadcast dimensions), so each input has the output's rank and shape.
 //! - Reductions keep reduced dimensions with extent 1 in the output.
-//! - Outputs never alias inputs, except where an op says it accumulates.
+//! - Outputs never alias inputs, except where an op says it accumulates
+//!   or updates in place (`index_add`, `adamw_step`: read, then written).
 //! - Outputs are contiguous row-major, except for the elementwise ops
 //!   (unary, binary, comparisons, `where`, `fill`, `copy`, `cast`), which
 //!   accept any non-overlapping strided output (used for slice assignment),
@@ -208,6 +209,15 @@ op_ids! {
     CrossEntropy = 55, "cross_entropy", CrossEntropyParams, in 2, out 1;
     /// Inputs `(logits, labels, dloss [N])`; output `dlogits [N, C]`.
     CrossEntropyBackward = 56, "cross_entropy_backward", CrossEntropyParams, in 3, out 1;
+    /// ABI 1.2. One AdamW step of one parameter, fused: input the gradient
+    /// `g`; outputs `(p, m, v)`, the parameter and its first and second
+    /// moments, all of one shape and contiguous, read and updated in place:
+    /// `p *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    /// p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)` (PyTorch's AdamW;
+    /// `bc1`, `bc2` the bias corrections `1 - b^t` of this step, given by
+    /// the caller; the first step starts from zero moments). `g` may be
+    /// strided.
+    AdamwStep = 57, "adamw_step", AdamWParams, in 1, out 3;
 }
 
 impl OpId {
@@ -369,6 +379,29 @@ pub struct CrossEntropyParams {
     pub ignore_index: i64,
 }
 
+/// Params of `adamw_step` (ABI 1.2). Computed in the tensors' dtype.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWParams {
+    /// sizeof(SrAdamWParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.2 and ignores fields it does not know.
+    pub struct_size: u64,
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// First-moment decay `b1`.
+    pub beta1: f64,
+    /// Second-moment decay `b2`.
+    pub beta2: f64,
+    /// Added to the denominator.
+    pub eps: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// `1 - b1^t` for this step `t` (1-based).
+    pub bias_correction1: f64,
+    /// `1 - b2^t`.
+    pub bias_correction2: f64,
+}
+
 /// The params of one op call, typed. Built by the host, read by backends
 /// through [`Params::from_raw`].
 #[derive(Debug, Clone, Copy)]
@@ -393,6 +426,8 @@ pub enum Params {
     Norm(NormParams),
     /// Cross-entropy pair.
     CrossEntropy(CrossEntropyParams),
+    /// `adamw_step`.
+    AdamW(AdamWParams),
 }
 
 macro_rules! params_struct_size {
@@ -412,7 +447,8 @@ params_struct_size!(
     Conv2dParams,
     Pool2dParams,
     NormParams,
-    CrossEntropyParams
+    CrossEntropyParams,
+    AdamWParams
 );
 
 /// Why a params pointer could not be read.
@@ -487,6 +523,7 @@ impl Params {
                     Params::Norm(read_sized(ptr)?)
                 }
                 CrossEntropy | CrossEntropyBackward => Params::CrossEntropy(read_sized(ptr)?),
+                AdamwStep => Params::AdamW(read_sized(ptr)?),
                 _ => Params::None,
             })
         }
@@ -506,6 +543,7 @@ impl Params {
             Params::Pool2d(p) => p as *const _ as *const c_void,
             Params::Norm(p) => p as *const _ as *const c_void,
             Params::CrossEntropy(p) => p as *const _ as *const c_void,
+            Params::AdamW(p) => p as *const _ as *const c_void,
         }
     }
 }

@@ -143,6 +143,9 @@ fn params_struct_asserts(out: &mut String) {
     });
     c_layout!(out, NormParams => "SrNormParams" { struct_size, eps, axis, training });
     c_layout!(out, CrossEntropyParams => "SrCrossEntropyParams" { struct_size, ignore_index });
+    c_layout!(out, AdamWParams => "SrAdamWParams" {
+        struct_size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2,
+    });
 }
 
 /// The asserts for every constant and op id.

@@ -188,7 +188,11 @@ fn every_params_struct_and_field_is_described() {
         .collect();
     structs.sort();
     structs.dedup();
-    assert_eq!(structs.len(), 9, "params structs of op set v1: {structs:?}");
+    assert_eq!(
+        structs.len(),
+        10,
+        "params structs of op set v1: {structs:?}"
+    );
     for name in &structs {
         let text = section(&g, &format!("### {name}"));
         for field in struct_fields(&h, name) {

@@ -44,6 +44,7 @@ fn params_struct(op: OpId) -> Option<&'static str> {
         Params::Pool2d(_) => "SrPool2dParams",
         Params::Norm(_) => "SrNormParams",
         Params::CrossEntropy(_) => "SrCrossEntropyParams",
+        Params::AdamW(_) => "SrAdamWParams",
     };
     Some(name)
 }
@@ -163,7 +164,7 @@ fn header_declares_every_abi_item() {
         "typedef struct SrBuffer SrBuffer;",
         "typedef struct SrBackend SrBackend;",
         "#define SR_ABI_MAJOR 1",
-        "#define SR_ABI_MINOR 1",
+        "#define SR_ABI_MINOR 2",
         "#define SR_MAX_RANK 8",
         "typedef void (*SrProbeFnV1)(struct SrProbeInfo *info);",
         "typedef SrStatusPtr (*SrInitFnV1)(const struct SrHostApi *host, struct SrPluginApi *plugin);",
@@ -193,6 +194,7 @@ fn header_declares_every_abi_item() {
         "SrPool2dParams",
         "SrNormParams",
         "SrCrossEntropyParams",
+        "SrAdamWParams",
     ] {
         expected.push(format!("typedef struct {name} {{"));
     }

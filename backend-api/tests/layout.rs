@@ -198,6 +198,17 @@ fn small_params_layout() {
         struct_size: 0 + 8,
         ignore_index: 8 + 8,
     });
+    // ABI 1.2 appended:
+    pin_layout!(AdamWParams, size 64, align 8, {
+        struct_size: 0 + 8,
+        lr: 8 + 8,
+        beta1: 16 + 8,
+        beta2: 24 + 8,
+        eps: 32 + 8,
+        weight_decay: 40 + 8,
+        bias_correction1: 48 + 8,
+        bias_correction2: 56 + 8,
+    });
 }
 
 #[test]
@@ -229,7 +240,7 @@ fn window_and_norm_params_layout() {
 type OpRow = (OpId, u32, &'static str, usize, Option<usize>, usize);
 
 /// Op set v1, as released. Append new ops at the end; never change a row.
-const OP_SET_V1: [OpRow; 56] = [
+const OP_SET_V1: [OpRow; 57] = [
     (OpId::Neg, 1, "neg", 0, Some(1), 1),
     (OpId::Abs, 2, "abs", 0, Some(1), 1),
     (OpId::Exp, 3, "exp", 0, Some(1), 1),
@@ -349,6 +360,8 @@ const OP_SET_V1: [OpRow; 56] = [
         Some(3),
         1,
     ),
+    // ABI 1.2 appended:
+    (OpId::AdamwStep, 57, "adamw_step", 64, Some(1), 3),
 ];
 
 #[test]

@@ -30,6 +30,7 @@ mod gemm;
 mod indexing;
 mod loss;
 mod norm;
+mod optim;
 mod pool;
 mod reduce;
 mod softmax;
@@ -73,6 +74,7 @@ fn supported_list() -> &'static [SrOpSupport] {
         v.extend(norm::supported());
         v.extend(indexing::supported());
         v.extend(loss::supported());
+        v.extend(optim::supported());
         v.sort_by_key(|p| (p.op, p.dtype));
         v.dedup();
         v
@@ -111,6 +113,7 @@ pub unsafe fn dispatch(call: &OpCall<'_>) -> Result<()> {
             LayerNorm | LayerNormBackward | BatchNorm | BatchNormBackward => norm::execute(call),
             IndexSelect | IndexAdd => indexing::execute(call),
             CrossEntropy | CrossEntropyBackward => loss::execute(call),
+            AdamwStep => optim::execute(call),
             _ => Err(BackendError::unsupported(format!(
                 "cpu: {} is not implemented",
                 call.op

@@ -26,10 +26,11 @@ module!(NORM, "norm");
 module!(LOSS, "loss");
 module!(POOL, "pool");
 module!(INDEXING, "indexing");
+module!(OPTIM, "optim");
 
 /// Every module, for the compile-everything test.
 #[cfg(test)]
-pub(crate) static ALL: [&KernelSource; 7] = [
+pub(crate) static ALL: [&KernelSource; 8] = [
     &ELEMENTWISE,
     &REDUCE,
     &SOFTMAX,
@@ -37,6 +38,7 @@ pub(crate) static ALL: [&KernelSource; 7] = [
     &LOSS,
     &POOL,
     &INDEXING,
+    &OPTIM,
 ];
 
 #[cfg(test)]

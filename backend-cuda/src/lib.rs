@@ -51,6 +51,7 @@ mod launch;
 mod libs;
 mod loss;
 mod norm;
+mod optim;
 mod pool;
 mod probe;
 mod reduce;
@@ -116,6 +117,7 @@ fn supported_list() -> &'static [SrOpSupport] {
         v.extend(norm::supported());
         v.extend(indexing::supported());
         v.extend(loss::supported());
+        v.extend(optim::supported());
         v.sort_by_key(|p| (p.op, p.dtype));
         v.dedup();
         v
@@ -319,6 +321,7 @@ unsafe fn dispatch(ctx: &mut device::Ctx<'_>, device: u32, call: &OpCall<'_>) ->
             }
             IndexSelect | IndexAdd => indexing::execute(ctx, device, call),
             CrossEntropy | CrossEntropyBackward => loss::execute(ctx, device, call),
+            AdamwStep => optim::execute(ctx, device, call),
             _ => elementwise::execute(ctx, device, call),
         }
     }

@@ -12,7 +12,8 @@
 //! Each case also reports where our step goes: the op time of
 //! [`sunrise::profile`] per family over a few extra steps (timed apart
 //! from the measured ones), and the rest (front end, allocation, autograd
-//! bookkeeping) as `outside ops`. Memory: the peak resident set of the
+//! bookkeeping) as `outside ops`; with `SUNRISE_PROFILE=1` the child also
+//! prints the per-op table of each case on stderr. Memory: the peak resident set of the
 //! process while the case runs (`VmHWM` after resetting it through
 //! `/proc/self/clear_refs`), and its growth over the resident set before
 //! the case, measured the same way in the peer.
@@ -325,6 +326,14 @@ fn measure_ours(case: Case, budget: Duration) -> sunrise::Result<Ours> {
     sunrise::profile::set_enabled(false);
     r?;
     let times = sunrise::profile::snapshot();
+    if std::env::var_os(sunrise::profile::PROFILE_VAR).is_some() {
+        // Per op, for whoever asked (the split below is per family).
+        eprintln!(
+            "{} ({steps} steps):\n{}",
+            case.name(),
+            sunrise::profile::summary(&times)
+        );
+    }
     let mut split: BTreeMap<String, f64> = sunrise::profile::by_family(&times)
         .into_iter()
         .map(|f| (f.family.to_string(), f.seconds / steps as f64))

@@ -1,5 +1,8 @@
 //! Adam with decoupled weight decay.
 
+use sunrise_backend_api::ops::AdamWParams;
+use sunrise_backend_api::{OpId, Params};
+
 use super::{check_nonneg, grad_of, Optimizer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -84,8 +87,46 @@ impl AdamW {
         &self.opts
     }
 
-    /// Writes the update into `p` and returns the new state.
+    /// Writes the update into `p` and returns the new state: one fused
+    /// `adamw_step` where the device lists it and `p` is contiguous, else
+    /// the same arithmetic as a sequence of elementwise ops (the same bits
+    /// on the CPU).
     fn update(&self, p: &Tensor, g: &Tensor, st: Option<&State>) -> Result<State> {
+        let dev = p.device();
+        let fused = p.is_contiguous()
+            && (dev.is_builtin_cpu() || dev.supports(OpId::AdamwStep, p.dtype()))
+            && st.is_none_or(|s| s.m.is_contiguous() && s.v.is_contiguous());
+        if fused {
+            self.fused(p, g, st)
+        } else {
+            self.composite(p, g, st)
+        }
+    }
+
+    /// One `adamw_step` over `p` and its moments, in place.
+    fn fused(&self, p: &Tensor, g: &Tensor, st: Option<&State>) -> Result<State> {
+        let o = &self.opts;
+        let (b1, b2) = o.betas;
+        let (step, m, v) = match st {
+            Some(s) => (s.step.saturating_add(1), s.m.clone(), s.v.clone()),
+            None => (1, p.zeros_like()?, p.zeros_like()?),
+        };
+        let params = AdamWParams {
+            struct_size: AdamWParams::SIZE,
+            lr: o.lr,
+            beta1: b1,
+            beta2: b2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            bias_correction1: 1.0 - b1.powi(step),
+            bias_correction2: 1.0 - b2.powi(step),
+        };
+        crate::ops::run(OpId::AdamwStep, Params::AdamW(params), &[g], &[p, &m, &v])?;
+        Ok(State { step, m, v })
+    }
+
+    /// The update as elementwise ops (devices without `adamw_step`).
+    fn composite(&self, p: &Tensor, g: &Tensor, st: Option<&State>) -> Result<State> {
         let o = &self.opts;
         let (b1, b2) = o.betas;
         let (step, m, v) = match st {

@@ -117,6 +117,7 @@ pub(crate) fn cases_for(op: OpId, d: DType) -> Option<Vec<Case>> {
         BatchNorm | BatchNormBackward if d.is_float() => nn::batch_norm_cases(op, d),
         IndexSelect | IndexAdd => nn::index_cases(op, d),
         CrossEntropy | CrossEntropyBackward if d.is_float() => nn::cross_entropy_cases(op, d),
+        AdamwStep if d.is_float() => nn::adamw_cases(d),
         _ => return None,
     })
 }

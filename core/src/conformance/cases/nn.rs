@@ -263,3 +263,52 @@ pub(crate) fn cross_entropy_cases(op: OpId, d: DType) -> Vec<Case> {
         })
         .collect()
 }
+
+pub(crate) fn adamw_cases(d: DType) -> Vec<Case> {
+    // (shape, steps, weight decay): a scalar-like, a matrix, one split over
+    // the thread pool, and a gradient that is a strided view.
+    let configs: [(&[usize], usize, f64, bool); 4] = [
+        (&[7], 3, 0.0, false),
+        (&[64, 33], 4, 0.01, false),
+        (&[(1 << 17) + 3], 2, 0.1, false),
+        (&[16, 9], 3, 0.01, true),
+    ];
+    configs
+        .into_iter()
+        .enumerate()
+        .map(|(k, (shape, steps, wd, strided_grad))| {
+            let seed = 1800 + 10 * k as u64;
+            let what = format!(
+                "{shape:?}, {steps} steps, weight decay {wd}{}",
+                if strided_grad {
+                    ", transposed gradient"
+                } else {
+                    ""
+                }
+            );
+            case(what, Family::Elementwise, move |dev| {
+                use crate::optim::{AdamW, AdamWOptions, Optimizer};
+                let p = leaf(uni(shape, -1.0, 1.0, seed, d, dev)?);
+                let opts = AdamWOptions {
+                    weight_decay: wd,
+                    ..AdamWOptions::new(0.05)
+                };
+                let mut opt = AdamW::new(vec![("p".into(), p.clone())], opts)?;
+                for s in 0..steps {
+                    opt.zero_grad();
+                    let w = uni(shape, -1.0, 1.0, seed + 1 + s as u64, d, dev)?;
+                    let loss = if strided_grad {
+                        // The gradient of sum(p^T w^T) reaches p as the
+                        // transpose of a contiguous tensor.
+                        p.transpose(0, 1)?.mul(&w.transpose(0, 1)?)?.sum_all()?
+                    } else {
+                        p.mul(&p)?.mul(&w)?.sum_all()?
+                    };
+                    loss.backward()?;
+                    opt.step()?;
+                }
+                Ok(vec![out("p", p.detach())])
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,382 @@
+//! Op family `optim`: `adamw_step`, one AdamW update of one parameter in a
+//! single pass over `g`, `p`, `m` and `v` (the composite form costs about
+//! fourteen elementwise passes and a copy per parameter).
+//!
+//! Per element, in the tensors' dtype, with the scalars computed in f64
+//! and rounded once (the same operations, in the same order, as the core's
+//! composite AdamW, so both give the same bits):
+//! `m = m b1 + g (1 - b1)`, `v = v b2 + (g g) (1 - b2)`,
+//! `p = p (1 - lr wd) - (m / (sqrt(v) (1 / sqrt(bc2)) + eps)) (lr / bc1)`.
+//! Large tensors are split over the pool in chunks.
+
+use sunrise_backend_api::abi::SrOpSupport;
+use sunrise_backend_api::ops::AdamWParams;
+use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
+
+use crate::element::Float;
+use crate::reduce::{dtype_of, pairs, unsupported_dtype};
+use crate::strided::{check_arity, View};
+use crate::threads;
+
+/// The (op, dtype) pairs this family implements.
+pub(crate) fn supported() -> Vec<SrOpSupport> {
+    pairs(&[OpId::AdamwStep], &[DType::F32, DType::F64])
+}
+
+/// Runs one op of this family.
+///
+/// # Safety
+/// As [`sunrise_backend_api::Backend::execute`].
+pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
+    let op = call.op;
+    if op != OpId::AdamwStep {
+        return Err(BackendError::unsupported(format!(
+            "cpu optim: {op} is not an optimizer op"
+        )));
+    }
+    check_arity(op.name(), call.inputs.len(), call.outputs.len(), 1, 3)?;
+    let Params::AdamW(p) = call.params else {
+        return Err(BackendError::invalid(format!("{op}: expected AdamWParams")));
+    };
+    check_params(&p)?;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match dtype_of(op, "g", &call.inputs[0])? {
+            DType::F32 => adamw::<f32>(call, &p),
+            DType::F64 => adamw::<f64>(call, &p),
+            other => Err(unsupported_dtype(op, other)),
+        }
+    }
+}
+
+fn check_params(p: &AdamWParams) -> Result<()> {
+    let bad = |what: &str, v: f64| {
+        BackendError::invalid(format!("adamw_step: {what} {v} is out of range"))
+    };
+    for (what, v) in [
+        ("lr", p.lr),
+        ("eps", p.eps),
+        ("weight_decay", p.weight_decay),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(bad(what, v));
+        }
+    }
+    for (what, v) in [("beta1", p.beta1), ("beta2", p.beta2)] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(bad(what, v));
+        }
+    }
+    for (what, v) in [
+        ("bias_correction1", p.bias_correction1),
+        ("bias_correction2", p.bias_correction2),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            return Err(bad(what, v));
+        }
+    }
+    Ok(())
+}
+
+/// Raw element pointers of `p`, `m`, `v` and the gradient, shared by the
+/// chunks (each chunk touches only its own range).
+struct Ptrs<T> {
+    p: *mut T,
+    m: *mut T,
+    v: *mut T,
+    g: *const T,
+}
+
+impl<T> Clone for Ptrs<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Ptrs<T> {}
+
+// SAFETY: the chunks write disjoint ranges of buffers that outlive the op.
+unsafe impl<T: Send> Send for Ptrs<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Ptrs<T> {}
+
+impl<T> Ptrs<T> {
+    fn get(&self) -> Self {
+        *self
+    }
+}
+
+/// Elements per chunk when the update is split over the pool.
+const CHUNK: usize = 1 << 15;
+
+/// # Safety
+/// As [`execute`], with dtype `T`.
+unsafe fn adamw<T: Float>(call: &OpCall<'_>, params: &AdamWParams) -> Result<()> {
+    let name = call.op.name();
+    // SAFETY: the descriptors name live buffers, per the caller.
+    let (g, p, m, v) = unsafe {
+        (
+            View::<T>::new(&call.inputs[0])?,
+            View::<T>::new(&call.outputs[0])?,
+            View::<T>::new(&call.outputs[1])?,
+            View::<T>::new(&call.outputs[2])?,
+        )
+    };
+    for (what, t) in [("g", &g), ("m", &m), ("v", &v)] {
+        if t.shape != p.shape {
+            return Err(BackendError::invalid(format!(
+                "{name}: {what} {:?} must have p's shape {:?}",
+                t.shape, p.shape
+            )));
+        }
+    }
+    for (what, t) in [("p", &p), ("m", &m), ("v", &v)] {
+        if !t.is_contiguous() {
+            return Err(BackendError::invalid(format!(
+                "{name}: {what} must be contiguous (it is updated in place)"
+            )));
+        }
+    }
+    let n = p.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let span = |t: &View<T>| {
+        (
+            t.ptr as usize,
+            t.ptr as usize + n * std::mem::size_of::<T>(),
+        )
+    };
+    let (sp, sm, sv) = (span(&p), span(&m), span(&v));
+    let overlap = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
+    if overlap(sp, sm) || overlap(sp, sv) || overlap(sm, sv) {
+        return Err(BackendError::invalid(format!(
+            "{name}: p, m and v must not overlap"
+        )));
+    }
+    // SAFETY: nothing writes g during the op (it overlaps none of the
+    // outputs when contiguous; a strided g is copied first).
+    let g_elems = unsafe { g.contiguous() };
+    if g.is_contiguous() && [sp, sm, sv].iter().any(|&s| overlap(span(&g), s)) {
+        return Err(BackendError::invalid(format!(
+            "{name}: g must not overlap p, m or v"
+        )));
+    }
+    let c = Consts::<T>::new(params);
+    let ptrs = Ptrs {
+        p: p.ptr,
+        m: m.ptr,
+        v: v.ptr,
+        g: g_elems.as_ptr(),
+    };
+    let run = |i: usize| {
+        // Through a method, so that the closure captures the Sync struct,
+        // not its raw-pointer fields one by one.
+        let ptrs = ptrs.get();
+        let start = i * CHUNK;
+        let len = CHUNK.min(n - start);
+        // SAFETY: chunk `i` is `[start, start + len)` of each tensor, inside
+        // it, disjoint from every other chunk, and p, m, v, g do not overlap.
+        unsafe {
+            update(
+                std::slice::from_raw_parts_mut(ptrs.p.add(start), len),
+                std::slice::from_raw_parts_mut(ptrs.m.add(start), len),
+                std::slice::from_raw_parts_mut(ptrs.v.add(start), len),
+                std::slice::from_raw_parts(ptrs.g.add(start), len),
+                &c,
+            )
+        }
+    };
+    let chunks = n.div_ceil(CHUNK);
+    if threads::split(n) {
+        threads::for_each_index(chunks, run);
+    } else {
+        (0..chunks).for_each(run);
+    }
+    Ok(())
+}
+
+/// The step's scalars, computed in f64 and rounded once to `T`.
+struct Consts<T> {
+    b1: T,
+    one_minus_b1: T,
+    b2: T,
+    one_minus_b2: T,
+    inv_sqrt_bc2: T,
+    eps: T,
+    decay: T,
+    step: T,
+}
+
+impl<T: Float> Consts<T> {
+    fn new(p: &AdamWParams) -> Self {
+        Consts {
+            b1: T::from_f64(p.beta1),
+            one_minus_b1: T::from_f64(1.0 - p.beta1),
+            b2: T::from_f64(p.beta2),
+            one_minus_b2: T::from_f64(1.0 - p.beta2),
+            inv_sqrt_bc2: T::from_f64(1.0 / p.bias_correction2.sqrt()),
+            eps: T::from_f64(p.eps),
+            decay: T::from_f64(1.0 - p.lr * p.weight_decay),
+            step: T::from_f64(p.lr / p.bias_correction1),
+        }
+    }
+}
+
+/// The update over one chunk.
+fn update<T: Float>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: &Consts<T>) {
+    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+        let mi = *m * c.b1 + g * c.one_minus_b1;
+        let vi = *v * c.b2 + (g * g) * c.one_minus_b2;
+        *m = mi;
+        *v = vi;
+        let denom = vi.sqrt() * c.inv_sqrt_bc2 + c.eps;
+        *p = *p * c.decay - (mi / denom) * c.step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{run, HostTensor};
+
+    fn params(step: i32) -> AdamWParams {
+        let (b1, b2): (f64, f64) = (0.9, 0.999);
+        AdamWParams {
+            struct_size: AdamWParams::SIZE,
+            lr: 1e-3,
+            beta1: b1,
+            beta2: b2,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            bias_correction1: 1.0 - b1.powi(step),
+            bias_correction2: 1.0 - b2.powi(step),
+        }
+    }
+
+    /// The same update in f64, element by element.
+    fn reference(p: &mut [f64], m: &mut [f64], v: &mut [f64], g: &[f64], a: &AdamWParams) {
+        for i in 0..p.len() {
+            m[i] = a.beta1 * m[i] + (1.0 - a.beta1) * g[i];
+            v[i] = a.beta2 * v[i] + (1.0 - a.beta2) * g[i] * g[i];
+            let denom = v[i].sqrt() / a.bias_correction2.sqrt() + a.eps;
+            p[i] = p[i] * (1.0 - a.lr * a.weight_decay) - a.lr / a.bias_correction1 * m[i] / denom;
+        }
+    }
+
+    fn step(g: &HostTensor, pmv: [&HostTensor; 3], a: AdamWParams) -> Result<()> {
+        run(OpId::AdamwStep, Params::AdamW(a), &[g], &pmv)
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        (0..n as u64)
+            .map(|i| ((i * 2654435761 + seed * 97) % 1000) as f64 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn f32s(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&x| x as f32).collect()
+    }
+
+    #[test]
+    fn matches_the_f64_reference_over_steps_sizes_and_a_strided_g() {
+        for n in [1usize, 7, 1000, 3 * CHUNK + 5] {
+            let (mut rp, mut rm, mut rv) = (values(n, 1), vec![0.0; n], vec![0.0; n]);
+            let p = HostTensor::new(&f32s(&rp), &[n]);
+            let (m, v) = (
+                HostTensor::zeros::<f32>(&[n]),
+                HostTensor::zeros::<f32>(&[n]),
+            );
+            for t in 1..=3 {
+                let gv = values(n, t as u64 + 10);
+                // Even steps: g is every other element of a 2n backing.
+                let g = if t % 2 == 0 {
+                    let backing: Vec<f32> = f32s(&gv).into_iter().flat_map(|x| [x, 9.0]).collect();
+                    HostTensor::strided(&backing, &[n], &[2], 0)
+                } else {
+                    HostTensor::new(&f32s(&gv), &[n])
+                };
+                step(&g, [&p, &m, &v], params(t)).unwrap();
+                reference(&mut rp, &mut rm, &mut rv, &gv, &params(t));
+            }
+            for (got, want) in p.read::<f32>().iter().zip(&rp) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-6,
+                    "n {n}: p {got} vs {want}"
+                );
+            }
+            for (got, want) in m.read::<f32>().iter().zip(&rm) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-6,
+                    "n {n}: m {got} vs {want}"
+                );
+            }
+            for (got, want) in v.read::<f32>().iter().zip(&rv) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-6,
+                    "n {n}: v {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f64_agrees_with_the_reference_closely() {
+        let n = 100;
+        let (mut rp, mut rm, mut rv) = (values(n, 3), vec![0.0; n], vec![0.0; n]);
+        let p = HostTensor::new(&rp, &[n]);
+        let (m, v) = (
+            HostTensor::zeros::<f64>(&[n]),
+            HostTensor::zeros::<f64>(&[n]),
+        );
+        let gv = values(n, 4);
+        let g = HostTensor::new(&gv, &[n]);
+        step(&g, [&p, &m, &v], params(1)).unwrap();
+        reference(&mut rp, &mut rm, &mut rv, &gv, &params(1));
+        for (got, want) in p.read::<f64>().iter().zip(&rp) {
+            assert!((got - want).abs() < 1e-14, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn bad_calls_are_refused_before_anything_is_written() {
+        let n = 8;
+        let p = HostTensor::new(&[1.0f32; 8], &[n]);
+        let (m, v) = (
+            HostTensor::zeros::<f32>(&[n]),
+            HostTensor::zeros::<f32>(&[n]),
+        );
+        let g = HostTensor::new(&[1.0f32; 8], &[n]);
+        for bad in [
+            AdamWParams {
+                beta1: 1.0,
+                ..params(1)
+            },
+            AdamWParams {
+                bias_correction2: 0.0,
+                ..params(1)
+            },
+            AdamWParams {
+                lr: f64::NAN,
+                ..params(1)
+            },
+        ] {
+            let e = step(&g, [&p, &m, &v], bad).unwrap_err();
+            assert_eq!(
+                e.code,
+                sunrise_backend_api::StatusCode::InvalidArgument,
+                "{e}"
+            );
+        }
+        // A shape mismatch, aliased outputs, a strided output, a wrong dtype.
+        let g4 = HostTensor::new(&[1.0f32; 4], &[4]);
+        assert!(step(&g4, [&p, &m, &v], params(1)).is_err());
+        assert!(step(&g, [&p, &p, &v], params(1)).is_err());
+        let strided = HostTensor::strided(&[0.0f32; 16], &[n], &[2], 0);
+        assert!(step(&g, [&strided, &m, &v], params(1)).is_err());
+        let gi = HostTensor::new(&[1i64; 8], &[n]);
+        assert!(step(&gi, [&p, &m, &v], params(1)).is_err());
+        assert_eq!(p.read::<f32>(), vec![1.0; 8], "nothing was written");
+        step(&g, [&p, &m, &v], params(1)).unwrap();
+        assert!(p.read::<f32>().iter().all(|&x| x < 1.0));
+    }
+}

@@ -1,0 +1,39 @@
+// adamw_step, as backend-cpu/src/optim.rs: one AdamW update of one
+// parameter in one pass, p, m, v contiguous and updated in place, g
+// contiguous (the host copies a strided g first). The scalars come from the
+// host already rounded to the dtype, and the per-element operations are
+// the CPU's, in the CPU's order (no fused multiply-add: __fmul_rn and
+// __fadd_rn keep NVRTC from contracting), so both give the same bits.
+
+template <typename T> __device__ __forceinline__ T mul_rn(T a, T b);
+template <typename T> __device__ __forceinline__ T add_rn(T a, T b);
+template <> __device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+template <> __device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+template <> __device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+template <> __device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+
+template <typename T>
+__device__ void adamw(T* p, T* m, T* v, const T* g, i64 n, T b1, T c1, T b2, T c2, T inv_sqrt_bc2,
+                      T eps, T decay, T step) {
+    SR_LOOP(i, n) {
+        T gi = g[i];
+        T mi = add_rn(mul_rn(m[i], b1), mul_rn(gi, c1));
+        T vi = add_rn(mul_rn(v[i], b2), mul_rn(mul_rn(gi, gi), c2));
+        m[i] = mi;
+        v[i] = vi;
+        T denom = add_rn(mul_rn(sqrt(vi), inv_sqrt_bc2), eps);
+        p[i] = add_rn(mul_rn(p[i], decay), -mul_rn(mi / denom, step));
+    }
+}
+
+extern "C" __global__ void adamw_f32(float* p, float* m, float* v, const float* g, i64 n, float b1,
+                                     float c1, float b2, float c2, float inv_sqrt_bc2, float eps,
+                                     float decay, float step) {
+    adamw<float>(p, m, v, g, n, b1, c1, b2, c2, inv_sqrt_bc2, eps, decay, step);
+}
+
+extern "C" __global__ void adamw_f64(double* p, double* m, double* v, const double* g, i64 n,
+                                     double b1, double c1, double b2, double c2,
+                                     double inv_sqrt_bc2, double eps, double decay, double step) {
+    adamw<double>(p, m, v, g, n, b1, c1, b2, c2, inv_sqrt_bc2, eps, decay, step);
+}

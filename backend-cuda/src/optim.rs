@@ -1,0 +1,150 @@
+//! `adamw_step` on CUDA: one kernel launch per parameter (`kernels/optim.cu`)
+//! instead of the dozen elementwise launches of the composite update, with
+//! the CPU backend's contract and arithmetic (`backend-cpu/src/optim.rs`):
+//! input `g` (copied to a contiguous temporary when strided), outputs
+//! `(p, m, v)` contiguous, one shape, updated in place. The step's scalars
+//! are computed in f64 on the host and rounded once, as on the CPU.
+
+use sunrise_backend_api::abi::SrOpSupport;
+use sunrise_backend_api::ops::AdamWParams;
+use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
+
+use crate::device::Ctx;
+use crate::kernels::OPTIM;
+use crate::launch::args;
+use crate::reduce::{check_input, check_output, unsupported, Operand};
+
+/// The (op, dtype) pairs of this family: the CPU's.
+pub(crate) fn supported() -> Vec<SrOpSupport> {
+    crate::pairs(&[OpId::AdamwStep], &[DType::F32, DType::F64])
+}
+
+/// The checks the CPU makes on the params, with its messages.
+fn check_params(p: &AdamWParams) -> Result<()> {
+    let bad = |what: &str, v: f64| {
+        BackendError::invalid(format!("adamw_step: {what} {v} is out of range"))
+    };
+    for (what, v) in [
+        ("lr", p.lr),
+        ("eps", p.eps),
+        ("weight_decay", p.weight_decay),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(bad(what, v));
+        }
+    }
+    for (what, v) in [("beta1", p.beta1), ("beta2", p.beta2)] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(bad(what, v));
+        }
+    }
+    for (what, v) in [
+        ("bias_correction1", p.bias_correction1),
+        ("bias_correction2", p.bias_correction2),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            return Err(bad(what, v));
+        }
+    }
+    Ok(())
+}
+
+/// The step's scalars in f64, in kernel argument order after `n`: b1,
+/// 1 - b1, b2, 1 - b2, 1 / sqrt(bc2), eps, 1 - lr wd, lr / bc1.
+fn scalars(p: &AdamWParams) -> [f64; 8] {
+    [
+        p.beta1,
+        1.0 - p.beta1,
+        p.beta2,
+        1.0 - p.beta2,
+        1.0 / p.bias_correction2.sqrt(),
+        p.eps,
+        1.0 - p.lr * p.weight_decay,
+        p.lr / p.bias_correction1,
+    ]
+}
+
+/// Runs `adamw_step`.
+///
+/// # Safety
+/// As [`sunrise_backend_api::Backend::execute`].
+pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) -> Result<()> {
+    let op = call.op;
+    if op != OpId::AdamwStep {
+        return Err(BackendError::unsupported(format!(
+            "cuda optim: {op} is not in this family"
+        )));
+    }
+    crate::elementwise::check_arity(call, 1, 3)?;
+    let Params::AdamW(params) = call.params else {
+        return Err(BackendError::invalid(format!("{op}: expected AdamWParams")));
+    };
+    check_params(&params)?;
+    // SAFETY: forwarded from the caller.
+    let (ins, outs) = unsafe { crate::elementwise::views(call, device)? };
+    let (g, p, m, v) = (&ins[0], &outs[0], &outs[1], &outs[2]);
+    let dtype = p.dtype;
+    if !dtype.is_float() {
+        return Err(unsupported(op, dtype));
+    }
+    let shape = p.dims();
+    check_input(op, "g", g, dtype, &shape)?;
+    for (what, t) in [("p", p), ("m", m), ("v", v)] {
+        check_output(op, what, t, dtype, &shape)?;
+    }
+    let n = p.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let bytes = (n * dtype.size()) as u64;
+    let span = |ptr: u64| (ptr, ptr + bytes);
+    let overlap = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
+    let (sp, sm, sv) = (span(p.ptr), span(m.ptr), span(v.ptr));
+    if overlap(sp, sm) || overlap(sp, sv) || overlap(sm, sv) {
+        return Err(BackendError::invalid(format!(
+            "{op}: p, m and v must not overlap"
+        )));
+    }
+    if g.is_contiguous() && [sp, sm, sv].iter().any(|&s| overlap(span(g.ptr), s)) {
+        return Err(BackendError::invalid(format!(
+            "{op}: g must not overlap p, m or v"
+        )));
+    }
+    let gc = Operand::contiguous(ctx, g)?;
+    let n64 = n as i64;
+    let c = scalars(&params);
+    let grid = crate::elementwise::grid(ctx, n);
+    let r = (|| {
+        if dtype == DType::F64 {
+            let f = ctx.function(&OPTIM, "adamw_f64")?;
+            let [b1, c1, b2, c2, isb, eps, decay, step] = c;
+            // SAFETY: p, m, v and the contiguous g hold n elements each on
+            // this device (checked views); matches `adamw_f64(p, m, v, g,
+            // n, b1, c1, b2, c2, inv_sqrt_bc2, eps, decay, step)`.
+            unsafe {
+                ctx.launch(
+                    f,
+                    grid,
+                    (crate::elementwise::BLOCK, 1, 1),
+                    0,
+                    args![p.ptr, m.ptr, v.ptr, gc.ptr, n64, b1, c1, b2, c2, isb, eps, decay, step],
+                )
+            }
+        } else {
+            let f = ctx.function(&OPTIM, "adamw_f32")?;
+            let [b1, c1, b2, c2, isb, eps, decay, step] = c.map(|x| x as f32);
+            // SAFETY: as above, with f32 scalars for `adamw_f32`.
+            unsafe {
+                ctx.launch(
+                    f,
+                    grid,
+                    (crate::elementwise::BLOCK, 1, 1),
+                    0,
+                    args![p.ptr, m.ptr, v.ptr, gc.ptr, n64, b1, c1, b2, c2, isb, eps, decay, step],
+                )
+            }
+        }
+    })();
+    gc.release(ctx);
+    r
+}
