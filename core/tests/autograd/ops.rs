@@ -125,6 +125,49 @@ fn matmul_plain_batched_broadcast_transposed_and_vectors() {
     gradcheck("a^T @ b^T", &[&a, &b], |t| {
         t[0].t()?.matmul(&t[1].transpose(1, 2)?)
     });
+    // A Linear layer's pattern: a batched input against a weight used as
+    // W^T (its gradient is formed as (g^T x)^T, batch folded into rows),
+    // a transposed batched input, and a sliced (non-transposed, strided)
+    // matrix.
+    let x = rand(&[2, 3, 4], -1.0, 1.0, 52);
+    let w = rand(&[5, 4], -1.0, 1.0, 53);
+    gradcheck("x [2,3,4] @ W^T", &[&x, &w], |t| t[0].matmul(&t[1].t()?));
+    let w3 = rand(&[5, 3], -1.0, 1.0, 55);
+    gradcheck("x^T [2,4,3] @ W^T", &[&x, &w3], |t| {
+        t[0].transpose(1, 2)?.matmul(&t[1].t()?.t()?.t()?)
+    });
+    let wide = rand(&[4, 9], -1.0, 1.0, 54);
+    gradcheck("x @ W[:, 2..7]", &[&x, &wide], |t| {
+        t[0].matmul(&t[1].narrow(1, 2, 5)?)
+    });
+}
+
+#[test]
+fn a_weight_used_transposed_gets_a_contiguous_gradient_of_its_own_layout() {
+    let x = rand(&[8, 3, 4], -1.0, 1.0, 60).detach();
+    let w = rand(&[5, 4], -1.0, 1.0, 61)
+        .detach()
+        .set_requires_grad(true);
+    x.matmul(&w.t().unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g = w.grad().expect("a gradient");
+    assert_eq!(g.shape(), &[5, 4]);
+    assert!(g.is_contiguous(), "the gradient of W is W's layout");
+    // sum over every row r of x: dW[o, i] = sum_r x[r, i] (all-ones dy).
+    let xs = vals(&x);
+    for (o, row) in vals(&g).chunks(4).enumerate() {
+        for (i, &got) in row.iter().enumerate() {
+            let want: f64 = (0..24).map(|r| xs[r * 4 + i]).sum();
+            assert!(
+                (got - want).abs() < 1e-9,
+                "dW[{o}, {i}] = {got}, want {want}"
+            );
+        }
+    }
 }
 
 #[test]

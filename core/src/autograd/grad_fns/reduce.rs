@@ -71,6 +71,9 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, out: Tensor) -> Tensor {
                     .reshape(&a_shape)
             })?,
             when(needs[1], || {
+                if b.rank() == 2 && b.numel() > 0 {
+                    return matrix_grad(&a, &b, &g)?.reshape(&b_shape);
+                }
                 a.t()?
                     .matmul(&g)?
                     .sum_to_shape(b.shape())?
@@ -78,6 +81,26 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, out: Tensor) -> Tensor {
             })?,
         ])
     })
+}
+
+/// The gradient of a matrix `b` `[K, N]` in `a @ b` for `a` `[.., M, K]`
+/// and output gradient `g` `[.., M, N]`: every batch of `a` met the same
+/// `b`, so the batch dims fold into the rows and one GEMM of depth
+/// `batch x M` gives `a^T g` (instead of a batched product, then a sum
+/// over the batch). When `b` is the transpose of a contiguous matrix (a
+/// `Linear` weight `W` used as `W^T`), the product is formed as `(g^T
+/// a)^T`: a transposed view of contiguous storage, which the view's own
+/// backward turns back into `W`'s layout, so the weight gradient needs no
+/// strided copy.
+fn matrix_grad(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let [k, n] = [b.shape()[0], b.shape()[1]];
+    let rows = a.numel() / k;
+    let a2 = a.reshape(&[rows, k])?;
+    let g2 = g.reshape(&[rows, n])?;
+    if !b.is_contiguous() && b.t()?.is_contiguous() {
+        return g2.t()?.matmul(&a2)?.t();
+    }
+    a2.t()?.matmul(&g2)
 }
 
 /// `t` detached, with a 1-D operand made a matrix by a unit dim at `axis`.
