@@ -3,7 +3,11 @@
 //!
 //! Cases are named `MxKxN` (A is M x K, B is K x N): the squares 256 to
 //! 2048 and 25088x576x64, the im2col GEMM of a 3x3 convolution with 64
-//! channels in and out on a batch of 8 56x56 images. Ours allocates its
+//! channels in and out on a batch of 8 56x56 images; then the shapes a
+//! training step produces (`sunrise bench train`): the MLP's forward
+//! 64x784x512, its input gradient 64x512x784 and its weight gradient
+//! 512x64x784 (depth = the batch), and the transformer's FFN 512x256x1024
+//! with its weight gradient 1024x512x256. Ours allocates its
 //! output on each call (through the framework, as a user would); OpenBLAS
 //! writes into a buffer made once.
 //!
@@ -24,12 +28,17 @@ use super::peak::fma_peak;
 use super::{time_median, time_pair, BenchError, Ctx};
 
 /// (M, K, N) of each case.
-const CASES: [(usize, usize, usize); 5] = [
+const CASES: [(usize, usize, usize); 10] = [
     (256, 256, 256),
     (512, 512, 512),
     (1024, 1024, 1024),
     (2048, 2048, 2048),
     (25088, 576, 64),
+    (64, 784, 512),
+    (64, 512, 784),
+    (512, 64, 784),
+    (512, 256, 1024),
+    (1024, 512, 256),
 ];
 
 fn rand(shape: &[usize], seed: u64) -> sunrise::Result<Tensor> {
