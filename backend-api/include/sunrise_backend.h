@@ -688,6 +688,42 @@ typedef struct SrAdamWParams {
 } SrAdamWParams;
 
 /**
+ * Params of `sgd_step` (ABI 1.2). Computed in the tensors' dtype.
+ */
+typedef struct SrSgdParams {
+    /**
+     * sizeof(SrSgdParams) as the caller compiled it; a backend accepts any size
+     * at least that of ABI 1.2 and ignores fields it does not know.
+     */
+    uint64_t struct_size;
+    /**
+     * Learning rate of this step.
+     */
+    double lr;
+    /**
+     * Momentum factor (0: none).
+     */
+    double momentum;
+    /**
+     * Dampening of the momentum.
+     */
+    double dampening;
+    /**
+     * L2 weight decay, added to the gradient.
+     */
+    double weight_decay;
+    /**
+     * 1 for Nesterov momentum, else 0.
+     */
+    uint32_t nesterov;
+    /**
+     * 1 when the momentum buffer is not yet initialised (the first step:
+     * it becomes the gradient), else 0.
+     */
+    uint32_t first_step;
+} SrSgdParams;
+
+/**
  * Success.
  */
 #define SR_OK 0
@@ -856,6 +892,7 @@ typedef struct SrAdamWParams {
 #define SR_OP_CROSS_ENTROPY          55  /* cross_entropy: 2 in, 1 out, SrCrossEntropyParams */
 #define SR_OP_CROSS_ENTROPY_BACKWARD 56  /* cross_entropy_backward: 3 in, 1 out, SrCrossEntropyParams */
 #define SR_OP_ADAMW_STEP             57  /* adamw_step: 1 in, 3 out, SrAdamWParams */
+#define SR_OP_SGD_STEP               58  /* sgd_step: 1 in, 2 out, SrSgdParams */
 
 /* END op ids */
 

@@ -7,7 +7,8 @@
 //!   broadcast dimensions), so each input has the output's rank and shape.
 //! - Reductions keep reduced dimensions with extent 1 in the output.
 //! - Outputs never alias inputs, except where an op says it accumulates
-//!   or updates in place (`index_add`, `adamw_step`: read, then written).
+//!   or updates in place (`index_add`, `adamw_step`, `sgd_step`: read,
+//!   then written).
 //! - Outputs are contiguous row-major, except for the elementwise ops
 //!   (unary, binary, comparisons, `where`, `fill`, `copy`, `cast`), which
 //!   accept any non-overlapping strided output (used for slice assignment),
@@ -218,6 +219,14 @@ op_ids! {
     /// the caller; the first step starts from zero moments). `g` may be
     /// strided.
     AdamwStep = 57, "adamw_step", AdamWParams, in 1, out 3;
+    /// ABI 1.2. One SGD step of one parameter, fused: input the gradient
+    /// `g`; outputs `(p, buf)`, the parameter and its momentum buffer, one
+    /// shape, contiguous, read and updated in place: `d = g + wd p`; with
+    /// momentum, `buf = d` on the first step (`first_step` 1) else `buf =
+    /// momentum buf + (1 - dampening) d`, then `d = d + momentum buf`
+    /// (Nesterov) or `d = buf`; `p -= lr d` (PyTorch's SGD). Without
+    /// momentum `buf` is neither read nor written. `g` may be strided.
+    SgdStep = 58, "sgd_step", SgdParams, in 1, out 2;
 }
 
 impl OpId {
@@ -402,6 +411,28 @@ pub struct AdamWParams {
     pub bias_correction2: f64,
 }
 
+/// Params of `sgd_step` (ABI 1.2). Computed in the tensors' dtype.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SgdParams {
+    /// sizeof(SrSgdParams) as the caller compiled it; a backend accepts any size
+    /// at least that of ABI 1.2 and ignores fields it does not know.
+    pub struct_size: u64,
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Momentum factor (0: none).
+    pub momentum: f64,
+    /// Dampening of the momentum.
+    pub dampening: f64,
+    /// L2 weight decay, added to the gradient.
+    pub weight_decay: f64,
+    /// 1 for Nesterov momentum, else 0.
+    pub nesterov: u32,
+    /// 1 when the momentum buffer is not yet initialised (the first step:
+    /// it becomes the gradient), else 0.
+    pub first_step: u32,
+}
+
 /// The params of one op call, typed. Built by the host, read by backends
 /// through [`Params::from_raw`].
 #[derive(Debug, Clone, Copy)]
@@ -428,6 +459,8 @@ pub enum Params {
     CrossEntropy(CrossEntropyParams),
     /// `adamw_step`.
     AdamW(AdamWParams),
+    /// `sgd_step`.
+    Sgd(SgdParams),
 }
 
 macro_rules! params_struct_size {
@@ -448,7 +481,8 @@ params_struct_size!(
     Pool2dParams,
     NormParams,
     CrossEntropyParams,
-    AdamWParams
+    AdamWParams,
+    SgdParams
 );
 
 /// Why a params pointer could not be read.
@@ -524,6 +558,7 @@ impl Params {
                 }
                 CrossEntropy | CrossEntropyBackward => Params::CrossEntropy(read_sized(ptr)?),
                 AdamwStep => Params::AdamW(read_sized(ptr)?),
+                SgdStep => Params::Sgd(read_sized(ptr)?),
                 _ => Params::None,
             })
         }
@@ -544,6 +579,7 @@ impl Params {
             Params::Norm(p) => p as *const _ as *const c_void,
             Params::CrossEntropy(p) => p as *const _ as *const c_void,
             Params::AdamW(p) => p as *const _ as *const c_void,
+            Params::Sgd(p) => p as *const _ as *const c_void,
         }
     }
 }

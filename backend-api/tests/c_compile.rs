@@ -146,6 +146,9 @@ fn params_struct_asserts(out: &mut String) {
     c_layout!(out, AdamWParams => "SrAdamWParams" {
         struct_size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2,
     });
+    c_layout!(out, SgdParams => "SrSgdParams" {
+        struct_size, lr, momentum, dampening, weight_decay, nesterov, first_step,
+    });
 }
 
 /// The asserts for every constant and op id.

@@ -190,7 +190,7 @@ fn every_params_struct_and_field_is_described() {
     structs.dedup();
     assert_eq!(
         structs.len(),
-        10,
+        11,
         "params structs of op set v1: {structs:?}"
     );
     for name in &structs {

@@ -45,6 +45,7 @@ fn params_struct(op: OpId) -> Option<&'static str> {
         Params::Norm(_) => "SrNormParams",
         Params::CrossEntropy(_) => "SrCrossEntropyParams",
         Params::AdamW(_) => "SrAdamWParams",
+        Params::Sgd(_) => "SrSgdParams",
     };
     Some(name)
 }
@@ -195,6 +196,7 @@ fn header_declares_every_abi_item() {
         "SrNormParams",
         "SrCrossEntropyParams",
         "SrAdamWParams",
+        "SrSgdParams",
     ] {
         expected.push(format!("typedef struct {name} {{"));
     }

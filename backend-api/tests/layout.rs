@@ -209,6 +209,15 @@ fn small_params_layout() {
         bias_correction1: 48 + 8,
         bias_correction2: 56 + 8,
     });
+    pin_layout!(SgdParams, size 48, align 8, {
+        struct_size: 0 + 8,
+        lr: 8 + 8,
+        momentum: 16 + 8,
+        dampening: 24 + 8,
+        weight_decay: 32 + 8,
+        nesterov: 40 + 4,
+        first_step: 44 + 4,
+    });
 }
 
 #[test]
@@ -240,7 +249,7 @@ fn window_and_norm_params_layout() {
 type OpRow = (OpId, u32, &'static str, usize, Option<usize>, usize);
 
 /// Op set v1, as released. Append new ops at the end; never change a row.
-const OP_SET_V1: [OpRow; 57] = [
+const OP_SET_V1: [OpRow; 58] = [
     (OpId::Neg, 1, "neg", 0, Some(1), 1),
     (OpId::Abs, 2, "abs", 0, Some(1), 1),
     (OpId::Exp, 3, "exp", 0, Some(1), 1),
@@ -362,6 +371,7 @@ const OP_SET_V1: [OpRow; 57] = [
     ),
     // ABI 1.2 appended:
     (OpId::AdamwStep, 57, "adamw_step", 64, Some(1), 3),
+    (OpId::SgdStep, 58, "sgd_step", 48, Some(1), 2),
 ];
 
 #[test]

@@ -1,16 +1,20 @@
 //! Op family `optim`: `adamw_step`, one AdamW update of one parameter in a
 //! single pass over `g`, `p`, `m` and `v` (the composite form costs about
-//! fourteen elementwise passes and a copy per parameter).
+//! fourteen elementwise passes and a copy per parameter), and `sgd_step`,
+//! one SGD update (weight decay, momentum, Nesterov) over `g`, `p`, `buf`.
 //!
 //! Per element, in the tensors' dtype, with the scalars computed in f64
 //! and rounded once (the same operations, in the same order, as the core's
 //! composite AdamW, so both give the same bits):
 //! `m = m b1 + g (1 - b1)`, `v = v b2 + (g g) (1 - b2)`,
 //! `p = p (1 - lr wd) - (m / (sqrt(v) (1 / sqrt(bc2)) + eps)) (lr / bc1)`.
+//! For SGD: `d = g + p wd`; with momentum `buf = d` (first step) or
+//! `buf = buf momentum + d (1 - dampening)`, then `d = d + buf momentum`
+//! (Nesterov) or `d = buf`; `p = p - d lr`.
 //! Large tensors are split over the pool in chunks.
 
 use sunrise_backend_api::abi::SrOpSupport;
-use sunrise_backend_api::ops::AdamWParams;
+use sunrise_backend_api::ops::{AdamWParams, SgdParams};
 use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
 
 use crate::element::Float;
@@ -20,7 +24,7 @@ use crate::threads;
 
 /// The (op, dtype) pairs this family implements.
 pub(crate) fn supported() -> Vec<SrOpSupport> {
-    pairs(&[OpId::AdamwStep], &[DType::F32, DType::F64])
+    pairs(&[OpId::AdamwStep, OpId::SgdStep], &[DType::F32, DType::F64])
 }
 
 /// Runs one op of this family.
@@ -29,6 +33,21 @@ pub(crate) fn supported() -> Vec<SrOpSupport> {
 /// As [`sunrise_backend_api::Backend::execute`].
 pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
+    if op == OpId::SgdStep {
+        check_arity(op.name(), call.inputs.len(), call.outputs.len(), 1, 2)?;
+        let Params::Sgd(p) = call.params else {
+            return Err(BackendError::invalid(format!("{op}: expected SgdParams")));
+        };
+        check_sgd_params(&p)?;
+        // SAFETY: forwarded from the caller.
+        return unsafe {
+            match dtype_of(op, "g", &call.inputs[0])? {
+                DType::F32 => sgd::<f32>(call, &p),
+                DType::F64 => sgd::<f64>(call, &p),
+                other => Err(unsupported_dtype(op, other)),
+            }
+        };
+    }
     if op != OpId::AdamwStep {
         return Err(BackendError::unsupported(format!(
             "cpu optim: {op} is not an optimizer op"
@@ -78,6 +97,189 @@ fn check_params(p: &AdamWParams) -> Result<()> {
     Ok(())
 }
 
+fn check_sgd_params(p: &SgdParams) -> Result<()> {
+    for (what, v) in [
+        ("lr", p.lr),
+        ("momentum", p.momentum),
+        ("dampening", p.dampening),
+        ("weight_decay", p.weight_decay),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(BackendError::invalid(format!(
+                "sgd_step: {what} {v} is out of range"
+            )));
+        }
+    }
+    if p.nesterov > 1 || p.first_step > 1 {
+        return Err(BackendError::invalid(
+            "sgd_step: nesterov and first_step must be 0 or 1",
+        ));
+    }
+    if p.nesterov == 1 && (p.momentum == 0.0 || p.dampening != 0.0) {
+        return Err(BackendError::invalid(
+            "sgd_step: Nesterov momentum needs momentum > 0 and dampening 0",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the in-place outputs of an optimizer op against `g` (one shape,
+/// contiguous, not overlapping each other or `g`).
+fn check_in_place<T: Float>(name: &str, g: &View<T>, outs: &[(&str, &View<T>)]) -> Result<()> {
+    let p = outs[0].1;
+    for (what, t) in std::iter::once(("g", g)).chain(outs.iter().copied()) {
+        if t.shape != p.shape {
+            return Err(BackendError::invalid(format!(
+                "{name}: {what} {:?} must have p's shape {:?}",
+                t.shape, p.shape
+            )));
+        }
+    }
+    for (what, t) in outs {
+        if !t.is_contiguous() {
+            return Err(BackendError::invalid(format!(
+                "{name}: {what} must be contiguous (it is updated in place)"
+            )));
+        }
+    }
+    let n = p.numel();
+    let span = |t: &View<T>| {
+        (
+            t.ptr as usize,
+            t.ptr as usize + n * std::mem::size_of::<T>(),
+        )
+    };
+    let overlap = |a: (usize, usize), b: (usize, usize)| n > 0 && a.0 < b.1 && b.0 < a.1;
+    for (i, (_, a)) in outs.iter().enumerate() {
+        for (_, b) in &outs[i + 1..] {
+            if overlap(span(a), span(b)) {
+                let names: Vec<&str> = outs.iter().map(|o| o.0).collect();
+                return Err(BackendError::invalid(format!(
+                    "{name}: {} must not overlap",
+                    names.join(", ")
+                )));
+            }
+        }
+        if g.is_contiguous() && overlap(span(g), span(a)) {
+            return Err(BackendError::invalid(format!(
+                "{name}: g must not overlap the outputs"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// # Safety
+/// As [`execute`], with dtype `T`.
+unsafe fn sgd<T: Float>(call: &OpCall<'_>, params: &SgdParams) -> Result<()> {
+    let name = call.op.name();
+    // SAFETY: the descriptors name live buffers, per the caller.
+    let (g, p, buf) = unsafe {
+        (
+            View::<T>::new(&call.inputs[0])?,
+            View::<T>::new(&call.outputs[0])?,
+            View::<T>::new(&call.outputs[1])?,
+        )
+    };
+    let momentum = params.momentum != 0.0;
+    if momentum {
+        check_in_place(name, &g, &[("p", &p), ("buf", &buf)])?;
+    } else {
+        check_in_place(name, &g, &[("p", &p)])?;
+    }
+    let n = p.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    // SAFETY: nothing writes g during the op (checked not to overlap).
+    let g_elems = unsafe { g.contiguous() };
+    let c = SgdConsts::<T> {
+        wd: T::from_f64(params.weight_decay),
+        momentum: T::from_f64(params.momentum),
+        one_minus_damp: T::from_f64(1.0 - params.dampening),
+        lr: T::from_f64(params.lr),
+        decay: params.weight_decay != 0.0,
+        with_momentum: momentum,
+        nesterov: params.nesterov == 1,
+        first: params.first_step == 1,
+    };
+    let ptrs = Ptrs {
+        p: p.ptr,
+        m: if momentum { buf.ptr } else { p.ptr },
+        v: p.ptr,
+        g: g_elems.as_ptr(),
+    };
+    let run = |i: usize| {
+        let ptrs = ptrs.get();
+        let start = i * CHUNK;
+        let len = CHUNK.min(n - start);
+        // SAFETY: chunk `i` of each tensor, disjoint from the other chunks;
+        // p and buf do not overlap; buf is only touched with momentum.
+        unsafe {
+            let p = std::slice::from_raw_parts_mut(ptrs.p.add(start), len);
+            let g = std::slice::from_raw_parts(ptrs.g.add(start), len);
+            let buf = c
+                .with_momentum
+                .then(|| std::slice::from_raw_parts_mut(ptrs.m.add(start), len));
+            sgd_update(p, buf, g, &c)
+        }
+    };
+    let chunks = n.div_ceil(CHUNK);
+    if threads::split(n) {
+        threads::for_each_index(chunks, run);
+    } else {
+        (0..chunks).for_each(run);
+    }
+    Ok(())
+}
+
+struct SgdConsts<T> {
+    wd: T,
+    momentum: T,
+    one_minus_damp: T,
+    lr: T,
+    decay: bool,
+    with_momentum: bool,
+    nesterov: bool,
+    first: bool,
+}
+
+/// The SGD update over one chunk, in the core's composite order.
+fn sgd_update<T: Float>(p: &mut [T], buf: Option<&mut [T]>, g: &[T], c: &SgdConsts<T>) {
+    let step = |p: &mut T, g: T, b: Option<&mut T>| {
+        let d = if c.decay { g + *p * c.wd } else { g };
+        let d = match b {
+            Some(b) => {
+                let nb = if c.first {
+                    d
+                } else {
+                    *b * c.momentum + d * c.one_minus_damp
+                };
+                *b = nb;
+                if c.nesterov {
+                    d + nb * c.momentum
+                } else {
+                    nb
+                }
+            }
+            None => d,
+        };
+        *p = *p - d * c.lr;
+    };
+    match buf {
+        Some(buf) => {
+            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf) {
+                step(p, g, Some(b));
+            }
+        }
+        None => {
+            for (p, &g) in p.iter_mut().zip(g) {
+                step(p, g, None);
+            }
+        }
+    }
+}
+
 /// Raw element pointers of `p`, `m`, `v` and the gradient, shared by the
 /// chunks (each chunk touches only its own range).
 struct Ptrs<T> {
@@ -121,46 +323,14 @@ unsafe fn adamw<T: Float>(call: &OpCall<'_>, params: &AdamWParams) -> Result<()>
             View::<T>::new(&call.outputs[2])?,
         )
     };
-    for (what, t) in [("g", &g), ("m", &m), ("v", &v)] {
-        if t.shape != p.shape {
-            return Err(BackendError::invalid(format!(
-                "{name}: {what} {:?} must have p's shape {:?}",
-                t.shape, p.shape
-            )));
-        }
-    }
-    for (what, t) in [("p", &p), ("m", &m), ("v", &v)] {
-        if !t.is_contiguous() {
-            return Err(BackendError::invalid(format!(
-                "{name}: {what} must be contiguous (it is updated in place)"
-            )));
-        }
-    }
+    check_in_place(name, &g, &[("p", &p), ("m", &m), ("v", &v)])?;
     let n = p.numel();
     if n == 0 {
         return Ok(());
     }
-    let span = |t: &View<T>| {
-        (
-            t.ptr as usize,
-            t.ptr as usize + n * std::mem::size_of::<T>(),
-        )
-    };
-    let (sp, sm, sv) = (span(&p), span(&m), span(&v));
-    let overlap = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
-    if overlap(sp, sm) || overlap(sp, sv) || overlap(sm, sv) {
-        return Err(BackendError::invalid(format!(
-            "{name}: p, m and v must not overlap"
-        )));
-    }
     // SAFETY: nothing writes g during the op (it overlaps none of the
     // outputs when contiguous; a strided g is copied first).
     let g_elems = unsafe { g.contiguous() };
-    if g.is_contiguous() && [sp, sm, sv].iter().any(|&s| overlap(span(&g), s)) {
-        return Err(BackendError::invalid(format!(
-            "{name}: g must not overlap p, m or v"
-        )));
-    }
     let c = Consts::<T>::new(params);
     let ptrs = Ptrs {
         p: p.ptr,
@@ -378,5 +548,82 @@ mod tests {
         assert_eq!(p.read::<f32>(), vec![1.0; 8], "nothing was written");
         step(&g, [&p, &m, &v], params(1)).unwrap();
         assert!(p.read::<f32>().iter().all(|&x| x < 1.0));
+    }
+
+    fn sgd_params(momentum: f64, nesterov: bool, first: bool) -> SgdParams {
+        SgdParams {
+            struct_size: SgdParams::SIZE,
+            lr: 0.1,
+            momentum,
+            dampening: if nesterov { 0.0 } else { 0.25 },
+            weight_decay: 0.01,
+            nesterov: nesterov as u32,
+            first_step: first as u32,
+        }
+    }
+
+    fn sgd_reference(p: &mut [f64], buf: &mut [f64], g: &[f64], a: &SgdParams) {
+        for i in 0..p.len() {
+            let mut d = g[i] + a.weight_decay * p[i];
+            if a.momentum != 0.0 {
+                buf[i] = if a.first_step == 1 {
+                    d
+                } else {
+                    a.momentum * buf[i] + (1.0 - a.dampening) * d
+                };
+                d = if a.nesterov == 1 {
+                    d + a.momentum * buf[i]
+                } else {
+                    buf[i]
+                };
+            }
+            p[i] -= a.lr * d;
+        }
+    }
+
+    #[test]
+    fn sgd_matches_the_reference_with_and_without_momentum_and_nesterov() {
+        for (momentum, nesterov) in [(0.0, false), (0.9, false), (0.9, true)] {
+            for n in [5usize, 3 * CHUNK + 1] {
+                let (mut rp, mut rb) = (values(n, 7), vec![0.0; n]);
+                let p = HostTensor::new(&rp, &[n]);
+                let buf = HostTensor::zeros::<f64>(&[n]);
+                for t in 0..3 {
+                    let gv = values(n, 20 + t);
+                    let g = HostTensor::new(&gv, &[n]);
+                    let a = sgd_params(momentum, nesterov, t == 0);
+                    run(OpId::SgdStep, Params::Sgd(a), &[&g], &[&p, &buf]).unwrap();
+                    sgd_reference(&mut rp, &mut rb, &gv, &a);
+                }
+                for (got, want) in p.read::<f64>().iter().zip(&rp) {
+                    assert!(
+                        (got - want).abs() < 1e-12,
+                        "m {momentum} n {n}: {got} vs {want}"
+                    );
+                }
+                if momentum == 0.0 {
+                    assert!(buf.read::<f64>().iter().all(|&b| b == 0.0), "buf untouched");
+                }
+            }
+        }
+        // Nesterov without momentum, a bad flag, aliased outputs.
+        let (p, b, g) = (
+            HostTensor::new(&[1.0f32; 4], &[4]),
+            HostTensor::zeros::<f32>(&[4]),
+            HostTensor::new(&[1.0f32; 4], &[4]),
+        );
+        let bad = SgdParams {
+            momentum: 0.0,
+            ..sgd_params(0.9, true, true)
+        };
+        assert!(run(OpId::SgdStep, Params::Sgd(bad), &[&g], &[&p, &b]).is_err());
+        let bad = SgdParams {
+            first_step: 2,
+            ..sgd_params(0.9, false, true)
+        };
+        assert!(run(OpId::SgdStep, Params::Sgd(bad), &[&g], &[&p, &b]).is_err());
+        let a = sgd_params(0.9, false, true);
+        assert!(run(OpId::SgdStep, Params::Sgd(a), &[&g], &[&p, &p]).is_err());
+        assert_eq!(p.read::<f32>(), vec![1.0; 4], "nothing was written");
     }
 }

@@ -1,4 +1,4 @@
-//! `adamw_step` on CUDA: one kernel launch per parameter (`kernels/optim.cu`)
+//! `adamw_step` and `sgd_step` on CUDA: one kernel launch per parameter (`kernels/optim.cu`)
 //! instead of the dozen elementwise launches of the composite update, with
 //! the CPU backend's contract and arithmetic (`backend-cpu/src/optim.rs`):
 //! input `g` (copied to a contiguous temporary when strided), outputs
@@ -6,7 +6,7 @@
 //! are computed in f64 on the host and rounded once, as on the CPU.
 
 use sunrise_backend_api::abi::SrOpSupport;
-use sunrise_backend_api::ops::AdamWParams;
+use sunrise_backend_api::ops::{AdamWParams, SgdParams};
 use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
 
 use crate::device::Ctx;
@@ -16,7 +16,7 @@ use crate::reduce::{check_input, check_output, unsupported, Operand};
 
 /// The (op, dtype) pairs of this family: the CPU's.
 pub(crate) fn supported() -> Vec<SrOpSupport> {
-    crate::pairs(&[OpId::AdamwStep], &[DType::F32, DType::F64])
+    crate::pairs(&[OpId::AdamwStep, OpId::SgdStep], &[DType::F32, DType::F64])
 }
 
 /// The checks the CPU makes on the params, with its messages.
@@ -70,6 +70,10 @@ fn scalars(p: &AdamWParams) -> [f64; 8] {
 /// As [`sunrise_backend_api::Backend::execute`].
 pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
+    if op == OpId::SgdStep {
+        // SAFETY: forwarded from the caller.
+        return unsafe { sgd(ctx, device, call) };
+    }
     if op != OpId::AdamwStep {
         return Err(BackendError::unsupported(format!(
             "cuda optim: {op} is not in this family"
@@ -141,6 +145,129 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
                     (crate::elementwise::BLOCK, 1, 1),
                     0,
                     args![p.ptr, m.ptr, v.ptr, gc.ptr, n64, b1, c1, b2, c2, isb, eps, decay, step],
+                )
+            }
+        }
+    })();
+    gc.release(ctx);
+    r
+}
+
+/// The CPU's checks of `SrSgdParams`, with its messages.
+fn check_sgd_params(p: &SgdParams) -> Result<()> {
+    for (what, v) in [
+        ("lr", p.lr),
+        ("momentum", p.momentum),
+        ("dampening", p.dampening),
+        ("weight_decay", p.weight_decay),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(BackendError::invalid(format!(
+                "sgd_step: {what} {v} is out of range"
+            )));
+        }
+    }
+    if p.nesterov > 1 || p.first_step > 1 {
+        return Err(BackendError::invalid(
+            "sgd_step: nesterov and first_step must be 0 or 1",
+        ));
+    }
+    if p.nesterov == 1 && (p.momentum == 0.0 || p.dampening != 0.0) {
+        return Err(BackendError::invalid(
+            "sgd_step: Nesterov momentum needs momentum > 0 and dampening 0",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `sgd_step`: inputs `g`, outputs `(p, buf)` (buf untouched without
+/// momentum).
+///
+/// # Safety
+/// As [`sunrise_backend_api::Backend::execute`].
+unsafe fn sgd(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) -> Result<()> {
+    let op = call.op;
+    crate::elementwise::check_arity(call, 1, 2)?;
+    let Params::Sgd(params) = call.params else {
+        return Err(BackendError::invalid(format!("{op}: expected SgdParams")));
+    };
+    check_sgd_params(&params)?;
+    // SAFETY: forwarded from the caller.
+    let (ins, outs) = unsafe { crate::elementwise::views(call, device)? };
+    let (g, p, buf) = (&ins[0], &outs[0], &outs[1]);
+    let dtype = p.dtype;
+    if !dtype.is_float() {
+        return Err(unsupported(op, dtype));
+    }
+    let momentum = params.momentum != 0.0;
+    let shape = p.dims();
+    check_input(op, "g", g, dtype, &shape)?;
+    check_output(op, "p", p, dtype, &shape)?;
+    if momentum {
+        check_output(op, "buf", buf, dtype, &shape)?;
+    }
+    let n = p.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let bytes = (n * dtype.size()) as u64;
+    let span = |ptr: u64| (ptr, ptr + bytes);
+    let overlap = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
+    if momentum && overlap(span(p.ptr), span(buf.ptr)) {
+        return Err(BackendError::invalid(format!(
+            "{op}: p, buf must not overlap"
+        )));
+    }
+    let mut outs_spans = vec![span(p.ptr)];
+    if momentum {
+        outs_spans.push(span(buf.ptr));
+    }
+    if g.is_contiguous() && outs_spans.iter().any(|&s| overlap(span(g.ptr), s)) {
+        return Err(BackendError::invalid(format!(
+            "{op}: g must not overlap the outputs"
+        )));
+    }
+    let flags = i32::from(params.weight_decay != 0.0)
+        | (i32::from(momentum) << 1)
+        | (i32::from(params.nesterov == 1) << 2)
+        | (i32::from(params.first_step == 1) << 3);
+    let buf_ptr = if momentum { buf.ptr } else { p.ptr };
+    let gc = Operand::contiguous(ctx, g)?;
+    let n64 = n as i64;
+    let c = [
+        params.weight_decay,
+        params.momentum,
+        1.0 - params.dampening,
+        params.lr,
+    ];
+    let grid = crate::elementwise::grid(ctx, n);
+    let r = (|| {
+        if dtype == DType::F64 {
+            let f = ctx.function(&OPTIM, "sgd_f64")?;
+            let [wd, mom, omd, lr] = c;
+            // SAFETY: p, buf (with momentum) and the contiguous g hold n
+            // elements each on this device; matches `sgd_f64(p, buf, g, n,
+            // wd, momentum, one_minus_damp, lr, flags)`.
+            unsafe {
+                ctx.launch(
+                    f,
+                    grid,
+                    (crate::elementwise::BLOCK, 1, 1),
+                    0,
+                    args![p.ptr, buf_ptr, gc.ptr, n64, wd, mom, omd, lr, flags],
+                )
+            }
+        } else {
+            let f = ctx.function(&OPTIM, "sgd_f32")?;
+            let [wd, mom, omd, lr] = c.map(|x| x as f32);
+            // SAFETY: as above, with f32 scalars for `sgd_f32`.
+            unsafe {
+                ctx.launch(
+                    f,
+                    grid,
+                    (crate::elementwise::BLOCK, 1, 1),
+                    0,
+                    args![p.ptr, buf_ptr, gc.ptr, n64, wd, mom, omd, lr, flags],
                 )
             }
         }

@@ -1,4 +1,4 @@
-// adamw_step, as backend-cpu/src/optim.rs: one AdamW update of one
+// adamw_step and (below) sgd_step, as backend-cpu/src/optim.rs: one AdamW update of one
 // parameter in one pass, p, m, v contiguous and updated in place, g
 // contiguous (the host copies a strided g first). The scalars come from the
 // host already rounded to the dtype, and the per-element operations are
@@ -36,4 +36,33 @@ extern "C" __global__ void adamw_f64(double* p, double* m, double* v, const doub
                                      double b1, double c1, double b2, double c2,
                                      double inv_sqrt_bc2, double eps, double decay, double step) {
     adamw<double>(p, m, v, g, n, b1, c1, b2, c2, inv_sqrt_bc2, eps, decay, step);
+}
+
+// sgd_step, as backend-cpu/src/optim.rs: d = g + p wd (when wd != 0);
+// with momentum buf = d (first step) or buf momentum + d (1 - dampening),
+// then d = d + buf momentum (Nesterov) or buf; p = p - d lr. Flags: bit 0
+// weight decay, bit 1 momentum, bit 2 Nesterov, bit 3 first step.
+template <typename T>
+__device__ void sgd(T* p, T* buf, const T* g, i64 n, T wd, T momentum, T one_minus_damp, T lr,
+                    int flags) {
+    SR_LOOP(i, n) {
+        T d = g[i];
+        if (flags & 1) d = add_rn(d, mul_rn(p[i], wd));
+        if (flags & 2) {
+            T b = (flags & 8) ? d : add_rn(mul_rn(buf[i], momentum), mul_rn(d, one_minus_damp));
+            buf[i] = b;
+            d = (flags & 4) ? add_rn(d, mul_rn(b, momentum)) : b;
+        }
+        p[i] = add_rn(p[i], -mul_rn(d, lr));
+    }
+}
+
+extern "C" __global__ void sgd_f32(float* p, float* buf, const float* g, i64 n, float wd,
+                                   float momentum, float one_minus_damp, float lr, int flags) {
+    sgd<float>(p, buf, g, n, wd, momentum, one_minus_damp, lr, flags);
+}
+
+extern "C" __global__ void sgd_f64(double* p, double* buf, const double* g, i64 n, double wd,
+                                   double momentum, double one_minus_damp, double lr, int flags) {
+    sgd<double>(p, buf, g, n, wd, momentum, one_minus_damp, lr, flags);
 }

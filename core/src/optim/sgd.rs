@@ -1,5 +1,8 @@
 //! Stochastic gradient descent with momentum, Nesterov and weight decay.
 
+use sunrise_backend_api::ops::SgdParams;
+use sunrise_backend_api::{OpId, Params};
+
 use super::{check_nonneg, grad_of, Optimizer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -72,6 +75,43 @@ impl Sgd {
     }
 
     fn update(&self, p: &Tensor, g: Tensor, buf: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let dev = p.device();
+        // With momentum, one fused `sgd_step` where the device lists it;
+        // without, the update is two or three elementwise ops anyway.
+        if self.opts.momentum != 0.0
+            && p.is_contiguous()
+            && (dev.is_builtin_cpu() || dev.supports(OpId::SgdStep, p.dtype()))
+            && buf.is_none_or(Tensor::is_contiguous)
+        {
+            return self.fused(p, &g, buf).map(Some);
+        }
+        self.composite(p, g, buf)
+    }
+
+    /// One `sgd_step` over `p` and its momentum buffer, in place; returns
+    /// the buffer.
+    fn fused(&self, p: &Tensor, g: &Tensor, buf: Option<&Tensor>) -> Result<Tensor> {
+        let o = &self.opts;
+        let (b, first) = match buf {
+            Some(b) => (b.clone(), false),
+            None => (p.zeros_like()?, true),
+        };
+        let params = SgdParams {
+            struct_size: SgdParams::SIZE,
+            lr: o.lr,
+            momentum: o.momentum,
+            dampening: o.dampening,
+            weight_decay: o.weight_decay,
+            nesterov: u32::from(o.nesterov),
+            first_step: u32::from(first),
+        };
+        crate::ops::run(OpId::SgdStep, Params::Sgd(params), &[g], &[p, &b])?;
+        Ok(b)
+    }
+
+    /// The update as elementwise ops (no momentum, or a device without
+    /// `sgd_step`); the same bits as the fused op on the CPU.
+    fn composite(&self, p: &Tensor, g: Tensor, buf: Option<&Tensor>) -> Result<Option<Tensor>> {
         let o = &self.opts;
         let mut d = g;
         if o.weight_decay != 0.0 {

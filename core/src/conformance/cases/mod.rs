@@ -118,6 +118,7 @@ pub(crate) fn cases_for(op: OpId, d: DType) -> Option<Vec<Case>> {
         IndexSelect | IndexAdd => nn::index_cases(op, d),
         CrossEntropy | CrossEntropyBackward if d.is_float() => nn::cross_entropy_cases(op, d),
         AdamwStep if d.is_float() => nn::adamw_cases(d),
+        SgdStep if d.is_float() => nn::sgd_cases(d),
         _ => return None,
     })
 }

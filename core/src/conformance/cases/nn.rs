@@ -312,3 +312,58 @@ pub(crate) fn adamw_cases(d: DType) -> Vec<Case> {
         })
         .collect()
 }
+
+pub(crate) fn sgd_cases(d: DType) -> Vec<Case> {
+    // (shape, steps, nesterov, strided gradient): momentum 0.9 with weight
+    // decay throughout (without momentum the host does not call the op).
+    let configs: [(&[usize], usize, bool, bool); 4] = [
+        (&[7], 3, false, false),
+        (&[64, 33], 4, true, false),
+        (&[(1 << 17) + 3], 2, false, false),
+        (&[16, 9], 3, true, true),
+    ];
+    configs
+        .into_iter()
+        .enumerate()
+        .map(|(k, (shape, steps, nesterov, strided_grad))| {
+            let seed = 1900 + 10 * k as u64;
+            let what = format!(
+                "{shape:?}, {steps} steps, momentum 0.9{}{}",
+                if nesterov {
+                    ", Nesterov"
+                } else {
+                    ", dampening 0.1"
+                },
+                if strided_grad {
+                    ", transposed gradient"
+                } else {
+                    ""
+                }
+            );
+            case(what, Family::Elementwise, move |dev| {
+                use crate::optim::{Optimizer, Sgd, SgdOptions};
+                let p = leaf(uni(shape, -1.0, 1.0, seed, d, dev)?);
+                let opts = SgdOptions {
+                    momentum: 0.9,
+                    dampening: if nesterov { 0.0 } else { 0.1 },
+                    nesterov,
+                    weight_decay: 0.01,
+                    ..SgdOptions::new(0.05)
+                };
+                let mut opt = Sgd::new(vec![("p".into(), p.clone())], opts)?;
+                for s in 0..steps {
+                    opt.zero_grad();
+                    let w = uni(shape, -1.0, 1.0, seed + 1 + s as u64, d, dev)?;
+                    let loss = if strided_grad {
+                        p.transpose(0, 1)?.mul(&w.transpose(0, 1)?)?.sum_all()?
+                    } else {
+                        p.mul(&p)?.mul(&w)?.sum_all()?
+                    };
+                    loss.backward()?;
+                    opt.step()?;
+                }
+                Ok(vec![out("p", p.detach())])
+            })
+        })
+        .collect()
+}
