@@ -433,6 +433,103 @@ pub struct SgdParams {
     pub first_step: u32,
 }
 
+impl AdamWParams {
+    /// Checks the fields a backend relies on (every backend makes the same
+    /// checks with the same messages): `lr`, `eps`, `weight_decay` finite
+    /// and at least 0, the betas in [0, 1), the bias corrections in (0, 1].
+    pub fn check(&self) -> crate::Result<()> {
+        nonnegative(
+            "adamw_step",
+            &[
+                ("lr", self.lr),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+            ],
+        )?;
+        for (what, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(out_of_range("adamw_step", what, v));
+            }
+        }
+        for (what, v) in [
+            ("bias_correction1", self.bias_correction1),
+            ("bias_correction2", self.bias_correction2),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(out_of_range("adamw_step", what, v));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SgdParams {
+    /// Checks the fields a backend relies on: `lr`, `momentum`,
+    /// `dampening`, `weight_decay` finite and at least 0, the flags 0 or 1,
+    /// Nesterov only with momentum and without dampening.
+    pub fn check(&self) -> crate::Result<()> {
+        nonnegative(
+            "sgd_step",
+            &[
+                ("lr", self.lr),
+                ("momentum", self.momentum),
+                ("dampening", self.dampening),
+                ("weight_decay", self.weight_decay),
+            ],
+        )?;
+        if self.nesterov > 1 || self.first_step > 1 {
+            return Err(crate::BackendError::invalid(
+                "sgd_step: nesterov and first_step must be 0 or 1",
+            ));
+        }
+        if self.nesterov == 1 && (self.momentum == 0.0 || self.dampening != 0.0) {
+            return Err(crate::BackendError::invalid(
+                "sgd_step: Nesterov momentum needs momentum > 0 and dampening 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn out_of_range(op: &str, what: &str, v: f64) -> crate::BackendError {
+    crate::BackendError::invalid(format!("{op}: {what} {v} is out of range"))
+}
+
+fn nonnegative(op: &str, fields: &[(&str, f64)]) -> crate::Result<()> {
+    match fields.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+        Some(&(what, v)) => Err(out_of_range(op, what, v)),
+        None => Ok(()),
+    }
+}
+
+/// The in-place rule of the optimizer ops (`adamw_step`, `sgd_step`): the
+/// outputs, `bytes` long each at the given addresses, overlap neither one
+/// another nor the gradient (`g`: its address when contiguous; a strided
+/// gradient is copied before anything is written).
+pub fn check_disjoint(
+    op: &str,
+    bytes: u64,
+    g: Option<u64>,
+    outs: &[(&str, u64)],
+) -> crate::Result<()> {
+    let overlap = |a: u64, b: u64| bytes > 0 && a < b + bytes && b < a + bytes;
+    for (i, &(_, a)) in outs.iter().enumerate() {
+        if outs[i + 1..].iter().any(|&(_, b)| overlap(a, b)) {
+            let names: Vec<&str> = outs.iter().map(|o| o.0).collect();
+            return Err(crate::BackendError::invalid(format!(
+                "{op}: {} must not overlap",
+                names.join(", ")
+            )));
+        }
+        if g.is_some_and(|g| overlap(g, a)) {
+            return Err(crate::BackendError::invalid(format!(
+                "{op}: g must not overlap the outputs"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The params of one op call, typed. Built by the host, read by backends
 /// through [`Params::from_raw`].
 #[derive(Debug, Clone, Copy)]

@@ -38,7 +38,7 @@ pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
         let Params::Sgd(p) = call.params else {
             return Err(BackendError::invalid(format!("{op}: expected SgdParams")));
         };
-        check_sgd_params(&p)?;
+        p.check()?;
         // SAFETY: forwarded from the caller.
         return unsafe {
             match dtype_of(op, "g", &call.inputs[0])? {
@@ -57,7 +57,7 @@ pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
     let Params::AdamW(p) = call.params else {
         return Err(BackendError::invalid(format!("{op}: expected AdamWParams")));
     };
-    check_params(&p)?;
+    p.check()?;
     // SAFETY: forwarded from the caller.
     unsafe {
         match dtype_of(op, "g", &call.inputs[0])? {
@@ -66,61 +66,6 @@ pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
             other => Err(unsupported_dtype(op, other)),
         }
     }
-}
-
-fn check_params(p: &AdamWParams) -> Result<()> {
-    let bad = |what: &str, v: f64| {
-        BackendError::invalid(format!("adamw_step: {what} {v} is out of range"))
-    };
-    for (what, v) in [
-        ("lr", p.lr),
-        ("eps", p.eps),
-        ("weight_decay", p.weight_decay),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(bad(what, v));
-        }
-    }
-    for (what, v) in [("beta1", p.beta1), ("beta2", p.beta2)] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(bad(what, v));
-        }
-    }
-    for (what, v) in [
-        ("bias_correction1", p.bias_correction1),
-        ("bias_correction2", p.bias_correction2),
-    ] {
-        if !(v > 0.0 && v <= 1.0) {
-            return Err(bad(what, v));
-        }
-    }
-    Ok(())
-}
-
-fn check_sgd_params(p: &SgdParams) -> Result<()> {
-    for (what, v) in [
-        ("lr", p.lr),
-        ("momentum", p.momentum),
-        ("dampening", p.dampening),
-        ("weight_decay", p.weight_decay),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(BackendError::invalid(format!(
-                "sgd_step: {what} {v} is out of range"
-            )));
-        }
-    }
-    if p.nesterov > 1 || p.first_step > 1 {
-        return Err(BackendError::invalid(
-            "sgd_step: nesterov and first_step must be 0 or 1",
-        ));
-    }
-    if p.nesterov == 1 && (p.momentum == 0.0 || p.dampening != 0.0) {
-        return Err(BackendError::invalid(
-            "sgd_step: Nesterov momentum needs momentum > 0 and dampening 0",
-        ));
-    }
-    Ok(())
 }
 
 /// Checks the in-place outputs of an optimizer op against `g` (one shape,
@@ -142,31 +87,25 @@ fn check_in_place<T: Float>(name: &str, g: &View<T>, outs: &[(&str, &View<T>)]) 
             )));
         }
     }
-    let n = p.numel();
-    let span = |t: &View<T>| {
-        (
-            t.ptr as usize,
-            t.ptr as usize + n * std::mem::size_of::<T>(),
-        )
+    let bytes = (p.numel() * std::mem::size_of::<T>()) as u64;
+    let addrs: Vec<(&str, u64)> = outs.iter().map(|(w, t)| (*w, t.ptr as u64)).collect();
+    let g_addr = g.is_contiguous().then_some(g.ptr as u64);
+    sunrise_backend_api::ops::check_disjoint(name, bytes, g_addr, &addrs)
+}
+
+/// Runs `f(start, len)` over `[0, n)` in chunks of [`CHUNK`], on the pool
+/// when the update is large.
+fn chunked(n: usize, f: impl Fn(usize, usize) + Sync) {
+    let run = |i: usize| {
+        let start = i * CHUNK;
+        f(start, CHUNK.min(n - start));
     };
-    let overlap = |a: (usize, usize), b: (usize, usize)| n > 0 && a.0 < b.1 && b.0 < a.1;
-    for (i, (_, a)) in outs.iter().enumerate() {
-        for (_, b) in &outs[i + 1..] {
-            if overlap(span(a), span(b)) {
-                let names: Vec<&str> = outs.iter().map(|o| o.0).collect();
-                return Err(BackendError::invalid(format!(
-                    "{name}: {} must not overlap",
-                    names.join(", ")
-                )));
-            }
-        }
-        if g.is_contiguous() && overlap(span(g), span(a)) {
-            return Err(BackendError::invalid(format!(
-                "{name}: g must not overlap the outputs"
-            )));
-        }
+    let chunks = n.div_ceil(CHUNK);
+    if threads::split(n) {
+        threads::for_each_index(chunks, run);
+    } else {
+        (0..chunks).for_each(run);
     }
-    Ok(())
 }
 
 /// # Safety
@@ -209,11 +148,9 @@ unsafe fn sgd<T: Float>(call: &OpCall<'_>, params: &SgdParams) -> Result<()> {
         v: p.ptr,
         g: g_elems.as_ptr(),
     };
-    let run = |i: usize| {
+    chunked(n, |start, len| {
         let ptrs = ptrs.get();
-        let start = i * CHUNK;
-        let len = CHUNK.min(n - start);
-        // SAFETY: chunk `i` of each tensor, disjoint from the other chunks;
+        // SAFETY: chunk `[start, start + len)` of each tensor, disjoint from the other chunks;
         // p and buf do not overlap; buf is only touched with momentum.
         unsafe {
             let p = std::slice::from_raw_parts_mut(ptrs.p.add(start), len);
@@ -223,13 +160,7 @@ unsafe fn sgd<T: Float>(call: &OpCall<'_>, params: &SgdParams) -> Result<()> {
                 .then(|| std::slice::from_raw_parts_mut(ptrs.m.add(start), len));
             sgd_update(p, buf, g, &c)
         }
-    };
-    let chunks = n.div_ceil(CHUNK);
-    if threads::split(n) {
-        threads::for_each_index(chunks, run);
-    } else {
-        (0..chunks).for_each(run);
-    }
+    });
     Ok(())
 }
 
@@ -338,13 +269,11 @@ unsafe fn adamw<T: Float>(call: &OpCall<'_>, params: &AdamWParams) -> Result<()>
         v: v.ptr,
         g: g_elems.as_ptr(),
     };
-    let run = |i: usize| {
+    chunked(n, |start, len| {
         // Through a method, so that the closure captures the Sync struct,
         // not its raw-pointer fields one by one.
         let ptrs = ptrs.get();
-        let start = i * CHUNK;
-        let len = CHUNK.min(n - start);
-        // SAFETY: chunk `i` is `[start, start + len)` of each tensor, inside
+        // SAFETY: chunk `[start, start + len)` is `[start, start + len)` of each tensor, inside
         // it, disjoint from every other chunk, and p, m, v, g do not overlap.
         unsafe {
             update(
@@ -355,13 +284,7 @@ unsafe fn adamw<T: Float>(call: &OpCall<'_>, params: &AdamWParams) -> Result<()>
                 &c,
             )
         }
-    };
-    let chunks = n.div_ceil(CHUNK);
-    if threads::split(n) {
-        threads::for_each_index(chunks, run);
-    } else {
-        (0..chunks).for_each(run);
-    }
+    });
     Ok(())
 }
 

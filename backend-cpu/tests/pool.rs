@@ -7,51 +7,11 @@ use sunrise_backend_api::{OpId, Params, StatusCode};
 use sunrise_backend_cpu::element::Element;
 use sunrise_backend_cpu::testing::{contiguous_strides, run, HostTensor, Rng};
 
-#[derive(Debug, Clone, Copy)]
-struct Case {
-    nchw: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    include_pad: bool,
-}
+mod pool_case;
+
+use pool_case::{case, Case};
 
 impl Case {
-    fn out_shape(&self) -> [usize; 4] {
-        let o =
-            |a: usize| (self.nchw[2 + a] + 2 * self.pad[a] - self.kernel[a]) / self.stride[a] + 1;
-        [self.nchw[0], self.nchw[1], o(0), o(1)]
-    }
-
-    fn params(&self) -> Params {
-        let i = |v: [usize; 2]| [v[0] as i64, v[1] as i64];
-        Params::Pool2d(Pool2dParams {
-            struct_size: Pool2dParams::SIZE,
-            kernel: i(self.kernel),
-            stride: i(self.stride),
-            padding: i(self.pad),
-            count_include_pad: self.include_pad as u32,
-            reserved: 0,
-        })
-    }
-
-    /// The real input positions `(ih, iw)` of window `(oh, ow)`, row-major.
-    fn window(&self, oh: usize, ow: usize) -> Vec<(usize, usize)> {
-        let mut v = Vec::new();
-        for r in 0..self.kernel[0] {
-            for s in 0..self.kernel[1] {
-                let ih = (oh * self.stride[0] + r) as isize - self.pad[0] as isize;
-                let iw = (ow * self.stride[1] + s) as isize - self.pad[1] as isize;
-                if (0..self.nchw[2] as isize).contains(&ih)
-                    && (0..self.nchw[3] as isize).contains(&iw)
-                {
-                    v.push((ih as usize, iw as usize));
-                }
-            }
-        }
-        v
-    }
-
     /// Calls `f(plane, output index, window, divisor)` for every output.
     fn for_each_window(&self, mut f: impl FnMut(usize, usize, &[(usize, usize)], f64)) {
         let [n, c, oh, ow] = self.out_shape();
@@ -149,22 +109,6 @@ fn check<T: Element>(cs: &Case, sliced: bool, tol: f64, rng: &mut Rng) {
                 "{what} {cs:?} sliced {sliced} at {i}: {a} vs {b}"
             );
         }
-    }
-}
-
-const fn case(
-    nchw: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    include_pad: bool,
-) -> Case {
-    Case {
-        nchw,
-        kernel,
-        stride,
-        pad,
-        include_pad,
     }
 }
 

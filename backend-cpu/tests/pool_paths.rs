@@ -7,8 +7,7 @@
 
 use std::ops::{Add, Div};
 
-use sunrise_backend_api::ops::Pool2dParams;
-use sunrise_backend_api::{OpId, Params};
+use sunrise_backend_api::OpId;
 use sunrise_backend_cpu::element::Element;
 use sunrise_backend_cpu::testing::{run, HostTensor, Rng};
 
@@ -17,24 +16,9 @@ trait Num: Element + Add<Output = Self> + Div<Output = Self> {}
 impl Num for f32 {}
 impl Num for f64 {}
 
-#[derive(Debug, Clone, Copy)]
-struct Case {
-    nchw: [usize; 4],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    include_pad: bool,
-}
+mod pool_case;
 
-const fn case(nchw: [usize; 4], k: [usize; 2], s: [usize; 2], p: [usize; 2], inc: bool) -> Case {
-    Case {
-        nchw,
-        kernel: k,
-        stride: s,
-        pad: p,
-        include_pad: inc,
-    }
-}
+use pool_case::{case, Case};
 
 const CASES: &[Case] = &[
     // The fast path: even and odd sizes, one or many planes.
@@ -58,43 +42,6 @@ const CASES: &[Case] = &[
     case([8, 16, 32, 32], [2, 2], [2, 2], [0, 0], false),
     case([8, 16, 32, 32], [3, 3], [2, 2], [1, 1], false),
 ];
-
-impl Case {
-    fn out_shape(&self) -> [usize; 4] {
-        let o =
-            |a: usize| (self.nchw[2 + a] + 2 * self.pad[a] - self.kernel[a]) / self.stride[a] + 1;
-        [self.nchw[0], self.nchw[1], o(0), o(1)]
-    }
-
-    fn params(&self) -> Params {
-        let i = |v: [usize; 2]| [v[0] as i64, v[1] as i64];
-        Params::Pool2d(Pool2dParams {
-            struct_size: Pool2dParams::SIZE,
-            kernel: i(self.kernel),
-            stride: i(self.stride),
-            padding: i(self.pad),
-            count_include_pad: self.include_pad as u32,
-            reserved: 0,
-        })
-    }
-
-    /// The real positions `(ih, iw)` of window `(oh, ow)`, row-major.
-    fn window(&self, oh: usize, ow: usize) -> Vec<(usize, usize)> {
-        let mut v = Vec::new();
-        for r in 0..self.kernel[0] {
-            for s in 0..self.kernel[1] {
-                let ih = (oh * self.stride[0] + r) as isize - self.pad[0] as isize;
-                let iw = (ow * self.stride[1] + s) as isize - self.pad[1] as isize;
-                if (0..self.nchw[2] as isize).contains(&ih)
-                    && (0..self.nchw[3] as isize).contains(&iw)
-                {
-                    v.push((ih as usize, iw as usize));
-                }
-            }
-        }
-        v
-    }
-}
 
 /// The documented rule in `T`, in the order the kernels are specified to
 /// use: `(y_max, y_avg, dx_max, dx_avg)`.

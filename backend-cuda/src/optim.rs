@@ -6,7 +6,7 @@
 //! are computed in f64 on the host and rounded once, as on the CPU.
 
 use sunrise_backend_api::abi::SrOpSupport;
-use sunrise_backend_api::ops::{AdamWParams, SgdParams};
+use sunrise_backend_api::ops::{check_disjoint, AdamWParams};
 use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
 
 use crate::device::Ctx;
@@ -17,36 +17,6 @@ use crate::reduce::{check_input, check_output, unsupported, Operand};
 /// The (op, dtype) pairs of this family: the CPU's.
 pub(crate) fn supported() -> Vec<SrOpSupport> {
     crate::pairs(&[OpId::AdamwStep, OpId::SgdStep], &[DType::F32, DType::F64])
-}
-
-/// The checks the CPU makes on the params, with its messages.
-fn check_params(p: &AdamWParams) -> Result<()> {
-    let bad = |what: &str, v: f64| {
-        BackendError::invalid(format!("adamw_step: {what} {v} is out of range"))
-    };
-    for (what, v) in [
-        ("lr", p.lr),
-        ("eps", p.eps),
-        ("weight_decay", p.weight_decay),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(bad(what, v));
-        }
-    }
-    for (what, v) in [("beta1", p.beta1), ("beta2", p.beta2)] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(bad(what, v));
-        }
-    }
-    for (what, v) in [
-        ("bias_correction1", p.bias_correction1),
-        ("bias_correction2", p.bias_correction2),
-    ] {
-        if !(v > 0.0 && v <= 1.0) {
-            return Err(bad(what, v));
-        }
-    }
-    Ok(())
 }
 
 /// The step's scalars in f64, in kernel argument order after `n`: b1,
@@ -83,7 +53,7 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
     let Params::AdamW(params) = call.params else {
         return Err(BackendError::invalid(format!("{op}: expected AdamWParams")));
     };
-    check_params(&params)?;
+    params.check()?;
     // SAFETY: forwarded from the caller.
     let (ins, outs) = unsafe { crate::elementwise::views(call, device)? };
     let (g, p, m, v) = (&ins[0], &outs[0], &outs[1], &outs[2]);
@@ -101,19 +71,13 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
         return Ok(());
     }
     let bytes = (n * dtype.size()) as u64;
-    let span = |ptr: u64| (ptr, ptr + bytes);
-    let overlap = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
-    let (sp, sm, sv) = (span(p.ptr), span(m.ptr), span(v.ptr));
-    if overlap(sp, sm) || overlap(sp, sv) || overlap(sm, sv) {
-        return Err(BackendError::invalid(format!(
-            "{op}: p, m and v must not overlap"
-        )));
-    }
-    if g.is_contiguous() && [sp, sm, sv].iter().any(|&s| overlap(span(g.ptr), s)) {
-        return Err(BackendError::invalid(format!(
-            "{op}: g must not overlap p, m or v"
-        )));
-    }
+    let g_addr = g.is_contiguous().then_some(g.ptr);
+    check_disjoint(
+        op.name(),
+        bytes,
+        g_addr,
+        &[("p", p.ptr), ("m", m.ptr), ("v", v.ptr)],
+    )?;
     let gc = Operand::contiguous(ctx, g)?;
     let n64 = n as i64;
     let c = scalars(&params);
@@ -153,33 +117,6 @@ pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) 
     r
 }
 
-/// The CPU's checks of `SrSgdParams`, with its messages.
-fn check_sgd_params(p: &SgdParams) -> Result<()> {
-    for (what, v) in [
-        ("lr", p.lr),
-        ("momentum", p.momentum),
-        ("dampening", p.dampening),
-        ("weight_decay", p.weight_decay),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(BackendError::invalid(format!(
-                "sgd_step: {what} {v} is out of range"
-            )));
-        }
-    }
-    if p.nesterov > 1 || p.first_step > 1 {
-        return Err(BackendError::invalid(
-            "sgd_step: nesterov and first_step must be 0 or 1",
-        ));
-    }
-    if p.nesterov == 1 && (p.momentum == 0.0 || p.dampening != 0.0) {
-        return Err(BackendError::invalid(
-            "sgd_step: Nesterov momentum needs momentum > 0 and dampening 0",
-        ));
-    }
-    Ok(())
-}
-
 /// Runs `sgd_step`: inputs `g`, outputs `(p, buf)` (buf untouched without
 /// momentum).
 ///
@@ -191,7 +128,7 @@ unsafe fn sgd(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) -> Result<()> {
     let Params::Sgd(params) = call.params else {
         return Err(BackendError::invalid(format!("{op}: expected SgdParams")));
     };
-    check_sgd_params(&params)?;
+    params.check()?;
     // SAFETY: forwarded from the caller.
     let (ins, outs) = unsafe { crate::elementwise::views(call, device)? };
     let (g, p, buf) = (&ins[0], &outs[0], &outs[1]);
@@ -211,22 +148,14 @@ unsafe fn sgd(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) -> Result<()> {
         return Ok(());
     }
     let bytes = (n * dtype.size()) as u64;
-    let span = |ptr: u64| (ptr, ptr + bytes);
-    let overlap = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
-    if momentum && overlap(span(p.ptr), span(buf.ptr)) {
-        return Err(BackendError::invalid(format!(
-            "{op}: p, buf must not overlap"
-        )));
-    }
-    let mut outs_spans = vec![span(p.ptr)];
-    if momentum {
-        outs_spans.push(span(buf.ptr));
-    }
-    if g.is_contiguous() && outs_spans.iter().any(|&s| overlap(span(g.ptr), s)) {
-        return Err(BackendError::invalid(format!(
-            "{op}: g must not overlap the outputs"
-        )));
-    }
+    let g_addr = g.is_contiguous().then_some(g.ptr);
+    let outs_addrs = [("p", p.ptr), ("buf", buf.ptr)];
+    let in_place = if momentum {
+        &outs_addrs[..]
+    } else {
+        &outs_addrs[..1]
+    };
+    check_disjoint(op.name(), bytes, g_addr, in_place)?;
     let flags = i32::from(params.weight_decay != 0.0)
         | (i32::from(momentum) << 1)
         | (i32::from(params.nesterov == 1) << 2)

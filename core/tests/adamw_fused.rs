@@ -2,85 +2,85 @@
 //! binary of its own: it reads the process-wide op counts of
 //! `sunrise::profile` to see which path ran.
 
-use sunrise::optim::{AdamW, AdamWOptions, Optimizer};
-use sunrise::{DType, Device, Tensor};
+use sunrise::optim::{AdamW, AdamWOptions, Optimizer, Sgd, SgdOptions};
+use sunrise::{profile, DType, Device, OpId, Tensor};
 
 /// The op counts are process-wide: the tests here take turns.
 static PROFILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The fused `adamw_step` (a contiguous parameter) and the composite
-/// update (the same parameter as a transposed, non-contiguous view) give
-/// the same bits in f32 over several steps, for parameters large enough
-/// to be split over the thread pool.
-#[test]
-fn fused_and_composite_adamw_give_the_same_bits() {
+/// Three steps of the optimizer `make` builds, on a 300x700 f32 parameter
+/// stored contiguously and on the same values as a transposed view (which
+/// takes the composite update), large enough to be split over the thread
+/// pool. Per layout: the parameter after the steps and how many calls of
+/// `op` ran.
+fn dense_and_strided(
+    seed: u64,
+    op: OpId,
+    make: impl Fn(Tensor) -> Box<dyn Optimizer>,
+) -> [(Vec<f32>, u64); 2] {
     let _turn = PROFILE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    use sunrise::profile;
     let cpu = Device::cpu();
     let (r, c) = (300, 700);
-    let base = Tensor::rand_uniform(&[c, r], -1.0, 1.0, 5, DType::F32, &cpu).unwrap();
-    let strided = base.transpose(0, 1).unwrap().contiguous().unwrap();
-    let strided = strided
-        .transpose(0, 1)
-        .unwrap()
-        .contiguous()
-        .unwrap()
-        .transpose(0, 1)
-        .unwrap();
+    let base = Tensor::rand_uniform(&[c, r], -1.0, 1.0, seed, DType::F32, &cpu).unwrap();
+    let strided = base.transpose(0, 1).unwrap();
     assert!(!strided.is_contiguous());
     let dense = strided.contiguous().unwrap();
-    let target = Tensor::rand_uniform(&[r, c], -1.0, 1.0, 6, DType::F32, &cpu).unwrap();
-    let mut result = Vec::new();
-    for p in [dense, strided] {
+    let target = Tensor::rand_uniform(&[r, c], -1.0, 1.0, seed + 1, DType::F32, &cpu).unwrap();
+    [dense, strided].map(|p| {
         let p = p.set_requires_grad(true);
-        let mut opt = AdamW::new(vec![("p".into(), p.clone())], AdamWOptions::new(0.01)).unwrap();
+        let mut opt = make(p.clone());
         profile::reset();
         profile::set_enabled(true);
         for _ in 0..3 {
             opt.zero_grad();
-            p.sub(&target)
-                .unwrap()
-                .mul(&p)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let loss = p.sub(&target).unwrap().mul(&p).unwrap().sum_all().unwrap();
+            loss.backward().unwrap();
             opt.step().unwrap();
         }
         profile::set_enabled(false);
-        let fused = profile::snapshot()
+        let calls = profile::snapshot()
             .iter()
-            .find(|t| t.op == sunrise::OpId::AdamwStep)
+            .find(|t| t.op == op)
             .map_or(0, |t| t.calls);
-        result.push((p.contiguous().unwrap().to_vec::<f32>().unwrap(), fused));
-    }
-    assert_eq!(result[0].1, 3, "the contiguous parameter takes adamw_step");
-    assert_eq!(result[1].1, 0, "the strided one takes the composite update");
-    let (a, b) = (&result[0].0, &result[1].0);
-    let differ = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| x.to_bits() != y.to_bits())
-        .count();
-    assert_eq!(differ, 0, "{differ} of {} elements differ", a.len());
+        (p.contiguous().unwrap().to_vec::<f32>().unwrap(), calls)
+    })
 }
 
-/// The same for SGD with momentum (plain and Nesterov, with weight decay):
-/// `sgd_step` on a contiguous parameter, the composite update on a strided
-/// one, the same bits.
+/// The fused path ran three times on the contiguous parameter, never on
+/// the strided one, and both end with the same bits.
+fn assert_same_bits(what: &str, [dense, strided]: &[(Vec<f32>, u64); 2]) {
+    assert_eq!(
+        (dense.1, strided.1),
+        (3, 0),
+        "{what}: fused calls (dense, strided)"
+    );
+    let differ = dense
+        .0
+        .iter()
+        .zip(&strided.0)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
+    assert_eq!(
+        differ,
+        0,
+        "{what}: {differ} of {} elements differ",
+        dense.0.len()
+    );
+}
+
+#[test]
+fn fused_and_composite_adamw_give_the_same_bits() {
+    let r = dense_and_strided(5, OpId::AdamwStep, |p| {
+        Box::new(AdamW::new(vec![("p".into(), p)], AdamWOptions::new(0.01)).unwrap())
+    });
+    assert_same_bits("adamw", &r);
+}
+
+/// SGD with momentum (plain and Nesterov, with weight decay).
 #[test]
 fn fused_and_composite_sgd_give_the_same_bits() {
-    let _turn = PROFILE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    use sunrise::optim::{Sgd, SgdOptions};
-    use sunrise::profile;
-    let cpu = Device::cpu();
-    let (r, c) = (300, 700);
-    let target = Tensor::rand_uniform(&[r, c], -1.0, 1.0, 8, DType::F32, &cpu).unwrap();
     for nesterov in [false, true] {
         let opts = SgdOptions {
             momentum: 0.9,
@@ -89,46 +89,9 @@ fn fused_and_composite_sgd_give_the_same_bits() {
             weight_decay: 0.01,
             ..SgdOptions::new(0.05)
         };
-        let base = Tensor::rand_uniform(&[c, r], -1.0, 1.0, 7, DType::F32, &cpu).unwrap();
-        let strided = base.transpose(0, 1).unwrap();
-        let dense = strided.contiguous().unwrap();
-        let mut result = Vec::new();
-        for p in [dense, strided] {
-            let p = p.set_requires_grad(true);
-            let mut opt = Sgd::new(vec![("p".into(), p.clone())], opts).unwrap();
-            profile::reset();
-            profile::set_enabled(true);
-            for _ in 0..3 {
-                opt.zero_grad();
-                p.sub(&target)
-                    .unwrap()
-                    .mul(&p)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                opt.step().unwrap();
-            }
-            profile::set_enabled(false);
-            let fused = profile::snapshot()
-                .iter()
-                .find(|t| t.op == sunrise::OpId::SgdStep)
-                .map_or(0, |t| t.calls);
-            result.push((p.contiguous().unwrap().to_vec::<f32>().unwrap(), fused));
-        }
-        assert_eq!((result[0].1, result[1].1), (3, 0), "nesterov {nesterov}");
-        let (a, b) = (&result[0].0, &result[1].0);
-        let differ = a
-            .iter()
-            .zip(b)
-            .filter(|(x, y)| x.to_bits() != y.to_bits())
-            .count();
-        assert_eq!(
-            differ,
-            0,
-            "nesterov {nesterov}: {differ} of {} differ",
-            a.len()
-        );
+        let r = dense_and_strided(7, OpId::SgdStep, |p| {
+            Box::new(Sgd::new(vec![("p".into(), p)], opts).unwrap())
+        });
+        assert_same_bits(&format!("sgd, nesterov {nesterov}"), &r);
     }
 }

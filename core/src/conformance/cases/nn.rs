@@ -4,7 +4,7 @@ use crate::conformance::compare::Family;
 use crate::conformance::inputs::{any, ints, leaf, maybe_view, uni};
 use crate::{DType, Device, OpId, Tensor};
 
-use super::{case, out, with_grads, Case};
+use super::{case, out, with_grads, Case, Out, Res};
 
 pub(crate) fn softmax_cases(op: OpId, d: DType) -> Vec<Case> {
     // (shape, axis, value range, input as a transposed view)
@@ -264,69 +264,78 @@ pub(crate) fn cross_entropy_cases(op: OpId, d: DType) -> Vec<Case> {
         .collect()
 }
 
+/// Runs `steps` optimizer steps on a seeded parameter of `shape` with a
+/// seeded loss (`sum(p^2 w)`, or with `strided_grad` `sum(p^T w^T)`, whose
+/// gradient reaches `p` as a transposed view); the parameter after them.
+fn optimizer_run(
+    dev: &Device,
+    (shape, steps, strided_grad): (&[usize], usize, bool),
+    d: DType,
+    seed: u64,
+    make: &dyn Fn(Tensor) -> crate::Result<Box<dyn crate::optim::Optimizer>>,
+) -> Res<Vec<Out>> {
+    let p = leaf(uni(shape, -1.0, 1.0, seed, d, dev)?);
+    let mut opt = make(p.clone())?;
+    for s in 0..steps {
+        opt.zero_grad();
+        let w = uni(shape, -1.0, 1.0, seed + 1 + s as u64, d, dev)?;
+        let loss = if strided_grad {
+            p.transpose(0, 1)?.mul(&w.transpose(0, 1)?)?.sum_all()?
+        } else {
+            p.mul(&p)?.mul(&w)?.sum_all()?
+        };
+        loss.backward()?;
+        opt.step()?;
+    }
+    Ok(vec![out("p", p.detach())])
+}
+
+/// The shapes the optimizer cases run: a scalar-like, a matrix, one split
+/// over the thread pool, and one whose gradient is a transposed view.
+const OPTIMIZER_SHAPES: [(&[usize], usize, bool); 4] = [
+    (&[7], 3, false),
+    (&[64, 33], 4, false),
+    (&[(1 << 17) + 3], 2, false),
+    (&[16, 9], 3, true),
+];
+
 pub(crate) fn adamw_cases(d: DType) -> Vec<Case> {
-    // (shape, steps, weight decay): a scalar-like, a matrix, one split over
-    // the thread pool, and a gradient that is a strided view.
-    let configs: [(&[usize], usize, f64, bool); 4] = [
-        (&[7], 3, 0.0, false),
-        (&[64, 33], 4, 0.01, false),
-        (&[(1 << 17) + 3], 2, 0.1, false),
-        (&[16, 9], 3, 0.01, true),
-    ];
-    configs
+    let weight_decay = [0.0, 0.01, 0.1, 0.01];
+    OPTIMIZER_SHAPES
         .into_iter()
+        .zip(weight_decay)
         .enumerate()
-        .map(|(k, (shape, steps, wd, strided_grad))| {
+        .map(|(k, (config, wd))| {
             let seed = 1800 + 10 * k as u64;
+            let (shape, steps, strided) = config;
             let what = format!(
                 "{shape:?}, {steps} steps, weight decay {wd}{}",
-                if strided_grad {
-                    ", transposed gradient"
-                } else {
-                    ""
-                }
+                if strided { ", transposed gradient" } else { "" }
             );
             case(what, Family::Elementwise, move |dev| {
-                use crate::optim::{AdamW, AdamWOptions, Optimizer};
-                let p = leaf(uni(shape, -1.0, 1.0, seed, d, dev)?);
+                use crate::optim::{AdamW, AdamWOptions};
                 let opts = AdamWOptions {
                     weight_decay: wd,
                     ..AdamWOptions::new(0.05)
                 };
-                let mut opt = AdamW::new(vec![("p".into(), p.clone())], opts)?;
-                for s in 0..steps {
-                    opt.zero_grad();
-                    let w = uni(shape, -1.0, 1.0, seed + 1 + s as u64, d, dev)?;
-                    let loss = if strided_grad {
-                        // The gradient of sum(p^T w^T) reaches p as the
-                        // transpose of a contiguous tensor.
-                        p.transpose(0, 1)?.mul(&w.transpose(0, 1)?)?.sum_all()?
-                    } else {
-                        p.mul(&p)?.mul(&w)?.sum_all()?
-                    };
-                    loss.backward()?;
-                    opt.step()?;
-                }
-                Ok(vec![out("p", p.detach())])
+                optimizer_run(dev, config, d, seed, &|p| {
+                    Ok(Box::new(AdamW::new(vec![("p".into(), p)], opts)?))
+                })
             })
         })
         .collect()
 }
 
 pub(crate) fn sgd_cases(d: DType) -> Vec<Case> {
-    // (shape, steps, nesterov, strided gradient): momentum 0.9 with weight
-    // decay throughout (without momentum the host does not call the op).
-    let configs: [(&[usize], usize, bool, bool); 4] = [
-        (&[7], 3, false, false),
-        (&[64, 33], 4, true, false),
-        (&[(1 << 17) + 3], 2, false, false),
-        (&[16, 9], 3, true, true),
-    ];
-    configs
+    // Momentum 0.9 with weight decay throughout (without momentum the host
+    // does not call the op); Nesterov on every other case.
+    OPTIMIZER_SHAPES
         .into_iter()
         .enumerate()
-        .map(|(k, (shape, steps, nesterov, strided_grad))| {
+        .map(|(k, config)| {
             let seed = 1900 + 10 * k as u64;
+            let nesterov = k % 2 == 1;
+            let (shape, steps, strided) = config;
             let what = format!(
                 "{shape:?}, {steps} steps, momentum 0.9{}{}",
                 if nesterov {
@@ -334,15 +343,10 @@ pub(crate) fn sgd_cases(d: DType) -> Vec<Case> {
                 } else {
                     ", dampening 0.1"
                 },
-                if strided_grad {
-                    ", transposed gradient"
-                } else {
-                    ""
-                }
+                if strided { ", transposed gradient" } else { "" }
             );
             case(what, Family::Elementwise, move |dev| {
-                use crate::optim::{Optimizer, Sgd, SgdOptions};
-                let p = leaf(uni(shape, -1.0, 1.0, seed, d, dev)?);
+                use crate::optim::{Sgd, SgdOptions};
                 let opts = SgdOptions {
                     momentum: 0.9,
                     dampening: if nesterov { 0.0 } else { 0.1 },
@@ -350,19 +354,9 @@ pub(crate) fn sgd_cases(d: DType) -> Vec<Case> {
                     weight_decay: 0.01,
                     ..SgdOptions::new(0.05)
                 };
-                let mut opt = Sgd::new(vec![("p".into(), p.clone())], opts)?;
-                for s in 0..steps {
-                    opt.zero_grad();
-                    let w = uni(shape, -1.0, 1.0, seed + 1 + s as u64, d, dev)?;
-                    let loss = if strided_grad {
-                        p.transpose(0, 1)?.mul(&w.transpose(0, 1)?)?.sum_all()?
-                    } else {
-                        p.mul(&p)?.mul(&w)?.sum_all()?
-                    };
-                    loss.backward()?;
-                    opt.step()?;
-                }
-                Ok(vec![out("p", p.detach())])
+                optimizer_run(dev, config, d, seed, &|p| {
+                    Ok(Box::new(Sgd::new(vec![("p".into(), p)], opts)?))
+                })
             })
         })
         .collect()
