@@ -8,14 +8,17 @@
 //! over output pixels on the same blocked input ([`blocked_filter`]) when
 //! the images fill the threads and there is no dilation along W; the data
 //! gradient of a stride-1 convolution runs as the forward convolution of
-//! `dy` with the flipped filter ([`backward`]). Elsewhere (grouped and
-//! pointwise stride-1 convolutions, strided data gradients, f64, the lower
-//! tiers) convolutions lower to GEMM per image and group: `im2col` gathers
+//! `dy` with the flipped filter ([`backward`]). Every other data gradient
+//! of one group (strided, f64, the lower tiers) but the pointwise ones is
+//! one pixel-major GEMM per chunk of images and a gather of the taps that
+//! reach each input pixel ([`backward_px`]). Elsewhere (grouped and
+//! pointwise stride-1 convolutions, the forward pass and filter gradient
+//! off the blocked path) convolutions lower to GEMM per image and group: `im2col` gathers
 //! the receptive fields of a chunk of output rows into a `[C/g R S, rows OW]`
 //! matrix (bounded to [`COL_BYTES`] per thread), then `y = w col` ([`forward`];
 //! where the `gemm` crate serves, pixel-major `t = col^T w^T` transposed
 //! into `y` with the bias, which that crate runs faster);
-//! backward-data is `col = w^T dy` scattered back by `col2im`, and
+//! backward-data of grouped convolutions is `col = w^T dy` scattered back by `col2im`, and
 //! backward-filter accumulates `dw += dy col^T` over the batch
 //! ([`backward`]). 1x1 stride-1 unpadded convolutions skip `im2col` and
 //! multiply the input planes directly; depthwise convolutions (`groups == C
@@ -23,6 +26,7 @@
 //! when it has at least as many images as threads, else inside each GEMM.
 
 mod backward;
+mod backward_px;
 mod blocked;
 mod blocked_filter;
 mod depthwise;

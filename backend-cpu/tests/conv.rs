@@ -329,7 +329,11 @@ fn conv_matches_reference_f64() {
 fn conv_matches_reference_f32() {
     let mut rng = Rng::new(22);
     for cs in CASES {
-        for (layout, bias) in [(Layout::Dense, false), (Layout::Sliced, true)] {
+        for (layout, bias) in [
+            (Layout::Dense, false),
+            (Layout::Sliced, true),
+            (Layout::ChannelsLast, false),
+        ] {
             check_case::<f32>(cs, layout, bias, f32::EPSILON as f64, &mut rng);
         }
     }

@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::backward_px;
 use super::blocked::{self, as_f32, as_f32_mut};
 use super::blocked_filter;
 use super::depthwise;
@@ -50,6 +51,11 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(
                 &t,
             );
         }
+        return;
+    }
+    if backward_px::serves(g) {
+        // SAFETY: forwarded; wc is the contiguous [K, C, R, S] filter.
+        unsafe { backward_px::backward_data(Image::of(dy), &wc, dx.ptr, g) };
         return;
     }
     let dxi = Image::dense(dx.ptr, g.c, g.h, g.w);

@@ -310,10 +310,12 @@ fn run_child(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
+        // What the child had to say (warnings, SUNRISE_PROFILE's tables).
+        eprint!("{err}");
         return Ok(rows);
     }
-    let err = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = err.lines().rev().take(6).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(BenchError::Child {
