@@ -38,7 +38,7 @@ fn taps_at(g: &Geom, axis: usize, i: usize, count: usize) -> Vec<(usize, usize)>
     (0..taps)
         .filter_map(|t| {
             let num = i as isize - g.tap(axis, t);
-            (num >= 0 && num as usize % stride == 0 && (num as usize / stride) < count)
+            (num >= 0 && (num as usize).is_multiple_of(stride) && (num as usize / stride) < count)
                 .then(|| (t, num as usize / stride))
         })
         .collect()
