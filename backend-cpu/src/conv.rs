@@ -30,6 +30,7 @@ mod backward_px;
 mod blocked;
 mod blocked_filter;
 mod depthwise;
+mod filter_px;
 mod forward;
 mod geom;
 mod im2col;

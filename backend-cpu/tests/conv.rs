@@ -309,6 +309,10 @@ const CASES: &[Case] = &[
     Case::new([2, 16, 9, 9], [64, 1, 1], 2, 0, 1, 1),
     Case::new([1, 128, 6, 7], [64, 3, 3], 1, 1, 1, 1),
     Case::new([1, 512, 4, 5], [16, 3, 3], 1, 1, 1, 1),
+    // Tiny strided outputs (4x4), with dilation along W: the pixel-major
+    // filter gradient beside the blocked kernels.
+    Case::new([3, 6, 8, 8], [10, 3, 3], 2, 1, 1, 1),
+    Case::new([2, 5, 9, 7], [4, 3, 2], 2, 1, 2, 1),
 ];
 
 #[test]

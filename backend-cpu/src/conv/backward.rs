@@ -7,6 +7,7 @@ use super::backward_px;
 use super::blocked::{self, as_f32, as_f32_mut};
 use super::blocked_filter;
 use super::depthwise;
+use super::filter_px;
 use super::forward::transpose_into;
 use super::geom::{plane_stride, Geom};
 use super::im2col::{col2im, im2col, Image};
@@ -147,6 +148,11 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     let nt = threads::num_threads();
     let images_fill = nt == 1 || g.n >= nt || g.work() < PAR_MIN_WORK;
     let plan = blocked::plan::<T>(x, g).filter(|_| images_fill && blocked_filter::serves(g));
+    if filter_px::serves(g) && (plan.is_none() || g.oh * g.ow <= filter_px::SMALL_OUTPUT) {
+        // SAFETY: forwarded.
+        unsafe { filter_px::backward_filter(Image::of(x), Image::of(dy), dw, g) };
+        return;
+    }
     if let Some(plan) = plan {
         let xy = (Image::of(x).cast(), Image::of(dy).cast());
         let chunks = batch_split(g).unwrap_or(1);

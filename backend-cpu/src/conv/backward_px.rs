@@ -73,15 +73,8 @@ unsafe impl<T: Sync> Sync for Plan<'_, T> {}
 pub(super) unsafe fn backward_data<T: GemmScalar>(dy: Image<T>, w: &[T], dx: *mut T, g: &Geom) {
     let Some(dy_ps) = plane_stride(g.oh, g.ow, dy.st[2], dy.st[3]) else {
         // Not uniformly strided planes: read a dense copy.
-        let mut dense = vec![T::ZERO; g.n * g.k * g.oh * g.ow];
-        for (nk, plane) in dense.chunks_exact_mut(g.oh * g.ow).enumerate() {
-            for (oh, row) in plane.chunks_exact_mut(g.ow).enumerate() {
-                for (ow, v) in row.iter_mut().enumerate() {
-                    // SAFETY: in range of dy, per the caller.
-                    *v = unsafe { *dy.row(nk / g.k, nk % g.k, oh).add(ow * dy.st[3]) };
-                }
-            }
-        }
+        // SAFETY: dy views g's output gradient.
+        let mut dense = unsafe { dense_copy(&dy, [g.n, g.k, g.oh, g.ow]) };
         let img = Image::dense(dense.as_mut_ptr(), g.k, g.oh, g.ow);
         // SAFETY: the dense copy has the same shape.
         unsafe { backward_data(img, w, dx, g) };
@@ -178,7 +171,7 @@ impl<T: GemmScalar> Plan<'_, T> {
                         transpose(
                             self.dy.row(n, 0, 0),
                             (self.dy.st[1], self.dy_ps),
-                            dyt[(n - n0) * ohw * g.k..].as_mut_ptr(),
+                            (dyt[(n - n0) * ohw * g.k..].as_mut_ptr(), g.k),
                             (g.k, ohw),
                         )
                     };
@@ -211,7 +204,14 @@ impl<T: GemmScalar> Plan<'_, T> {
             for n in n0..n1 {
                 self.gather(&t[(n - n0) * ohw * rsc..][..ohw * rsc], acc);
                 // SAFETY: image n of the contiguous dx, ours.
-                unsafe { transpose(acc.as_ptr(), (g.c, 1), dx.add(n * g.c * hw), (hw, g.c)) };
+                unsafe {
+                    transpose(
+                        acc.as_ptr(),
+                        (g.c, 1),
+                        (dx.add(n * g.c * hw), hw),
+                        (hw, g.c),
+                    )
+                };
             }
         })
     }
@@ -253,26 +253,45 @@ fn dy_row_major<T>(g: &Geom, dy: &Image<T>, ps: usize, n: usize) -> bool {
     dy.st[1] == 1 && (n == 1 || dy.st[0] == g.oh * g.ow * ps)
 }
 
-/// `dst[j rows + i] = src[i ss.0 + j ss.1]` for `i < rows`, `j < cols`:
-/// `src`'s `[rows, cols]` matrix transposed into a dense `[cols, rows]`.
+/// `dst[j ds + i] = src[i ss.0 + j ss.1]` for `i < rows`, `j < cols`:
+/// `src`'s `[rows, cols]` matrix transposed into `[cols, rows]` rows `ds`
+/// apart.
 ///
 /// # Safety
 /// Every address named is valid, `src` for reading and `dst` for writing.
-unsafe fn transpose<T: GemmScalar>(
+pub(super) unsafe fn transpose<T: GemmScalar>(
     src: *const T,
     ss: (usize, usize),
-    dst: *mut T,
+    (dst, ds): (*mut T, usize),
     (rows, cols): (usize, usize),
 ) {
     if TypeId::of::<T>() == TypeId::of::<f32>() && ss.1 == 1 {
         // SAFETY: T is f32; the tiered transpose takes the same addresses.
-        unsafe { crate::transpose::f32()(src.cast(), ss.0, dst.cast(), rows, (rows, cols), None) };
+        unsafe { crate::transpose::f32()(src.cast(), ss.0, dst.cast(), ds, (rows, cols), None) };
         return;
     }
     for i in 0..rows {
         for j in 0..cols {
             // SAFETY: per the caller.
-            unsafe { *dst.add(j * rows + i) = *src.add(i * ss.0 + j * ss.1) };
+            unsafe { *dst.add(j * ds + i) = *src.add(i * ss.0 + j * ss.1) };
         }
     }
+}
+
+/// A dense NCHW copy of the `shape`-d image `img`.
+///
+/// # Safety
+/// `img` views a live tensor of that shape.
+pub(super) unsafe fn dense_copy<T: GemmScalar>(img: &Image<T>, shape: [usize; 4]) -> Vec<T> {
+    let [_, c, h, w] = shape;
+    let mut dense = vec![T::ZERO; shape.iter().product()];
+    for (nc, plane) in dense.chunks_exact_mut(h * w).enumerate() {
+        for (ih, row) in plane.chunks_exact_mut(w).enumerate() {
+            for (iw, v) in row.iter_mut().enumerate() {
+                // SAFETY: in range, per the caller.
+                *v = unsafe { *img.row(nc / c, nc % c, ih).add(iw * img.st[3]) };
+            }
+        }
+    }
+    dense
 }
