@@ -29,6 +29,7 @@ mod openblas;
 mod ops;
 mod peak;
 mod report;
+mod rounds;
 mod train;
 
 use std::io::{IsTerminal, Write};
@@ -94,6 +95,12 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',',
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Vec<usize>,
+    /// Run the whole suite this many times, one round after the other (our
+    /// figures and the peer's alternate), and report each row's medians
+    /// (every suite but cuda).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100))]
+    rounds: usize,
     /// Directory holding onnxruntime_conv_bench.py (default: the source
     /// tree's scripts/).
     #[arg(long)]
@@ -371,24 +378,43 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     let threads = thread_counts(suite, &args.threads);
     if !args.json {
         report::header(suite, &tiers, &threads, args.seconds);
+        if args.rounds > 1 {
+            println!(
+                "each row: the medians of {} rounds, run one after the other (ours and the peer alternate)",
+                args.rounds
+            );
+        }
     }
     let progress = !args.json && std::io::stderr().is_terminal();
-    let (mut rows, mut failed) = (Vec::new(), false);
-    for &t in &tiers {
-        for &n in &threads {
-            if progress {
-                let n = n.map_or_else(|| "default".into(), |n| n.to_string());
-                eprintln!("  measuring {} at {t} with {n} thread(s)...", suite.name());
-            }
-            match run_child(suite, t, n, args) {
-                Ok(r) => rows.extend(r),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    failed = true;
+    let (mut all, mut failed) = (Vec::new(), false);
+    for round in 1..=args.rounds {
+        let mut rows = Vec::new();
+        for &t in &tiers {
+            for &n in &threads {
+                if progress {
+                    let n = n.map_or_else(|| "default".into(), |n| n.to_string());
+                    let of = if args.rounds > 1 {
+                        format!(" (round {round} of {})", args.rounds)
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "  measuring {} at {t} with {n} thread(s){of}...",
+                        suite.name()
+                    );
+                }
+                match run_child(suite, t, n, args) {
+                    Ok(r) => rows.extend(r),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
                 }
             }
         }
+        all.push(rows);
     }
+    let rows = rounds::fold(&all);
     if args.json {
         for r in &rows {
             println!("{r}");
