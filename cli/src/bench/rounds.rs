@@ -25,6 +25,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn merge(values: &[&Value]) -> Value {
     let first = values[0];
     if first.is_number() {
+        if values.iter().all(|v| v == &first) {
+            // Thread counts, batch sizes: kept as they are (integers stay integers).
+            return first.clone();
+        }
+        let ints: Vec<i64> = values.iter().filter_map(|v| v.as_i64()).collect();
+        if ints.len() == values.len() {
+            let mut ints = ints;
+            ints.sort_unstable();
+            return Value::from(ints[(ints.len() - 1) / 2]);
+        }
         let nums: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
         if nums.len() == values.len() {
             return serde_json::Number::from_f64(median(nums)).map_or(first.clone(), Value::Number);
@@ -104,6 +114,16 @@ mod tests {
         assert_eq!(rows[0]["split"]["conv"], 1.0);
         assert_eq!(rows[0]["peer_detail"], "torch");
         assert_eq!(rows[0]["rounds"], 3);
+        // Equal integers stay integers (the table prints threads as 1, not 1.0).
+        assert!(rows[0]["threads"].is_u64());
+        let counts = [
+            json!({"case": "c", "n": 3}),
+            json!({"case": "c", "n": 8}),
+            json!({"case": "c", "n": 5}),
+        ];
+        let folded = fold(&counts.map(|r| vec![r]));
+        assert_eq!(folded[0]["n"], json!(5));
+        assert!(folded[0]["n"].is_i64());
         // Two rounds: the lower middle.
         assert_eq!(rows[1]["ours_seconds"], 1.0);
         assert_eq!(rows[1]["rounds"], 2);
