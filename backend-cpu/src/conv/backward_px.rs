@@ -90,15 +90,7 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(dy: Image<T>, w: &[T], dx: *mu
             }
         }
     }
-    // Chunks of images whose `t` stays within the per-thread budget, as
-    // many as a multiple of the threads (so none idles at the end).
-    let nt = threads::num_threads();
-    let split = nt > 1 && g.n >= 2 && g.work() >= PAR_MIN_WORK;
-    let most = (COL_BYTES / (ohw * rsc * std::mem::size_of::<T>()).max(1)).clamp(1, g.n);
-    let mut chunks = g.n.div_ceil(most);
-    if split {
-        chunks = chunks.div_ceil(nt) * nt;
-    }
+    let (split, per) = image_chunks::<T>(g, ohw * rsc);
     let plan = Plan {
         g,
         dy,
@@ -106,7 +98,7 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(dy: Image<T>, w: &[T], dx: *mu
         wr,
         rows: (0..g.h).map(|i| taps_at(g, 0, i, g.oh)).collect(),
         cols: (0..g.w).map(|i| taps_at(g, 1, i, g.ow)).collect(),
-        per: g.n.div_ceil(chunks.min(g.n)),
+        per,
     };
     let count = g.n.div_ceil(plan.per);
     let dx = DxPtr(dx);
@@ -123,6 +115,21 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(dy: Image<T>, w: &[T], dx: *mu
             unsafe { plan.chunk(i, dx.get(), Threads::Auto) };
         }
     }
+}
+
+/// How the pixel-major gradients split the batch: whether over threads,
+/// and the images per chunk, so that a chunk's `per_image` scratch
+/// elements stay within [`COL_BYTES`] and the chunks come in a multiple of
+/// the threads (so none idles at the end).
+pub(super) fn image_chunks<T>(g: &Geom, per_image: usize) -> (bool, usize) {
+    let nt = threads::num_threads();
+    let split = nt > 1 && g.n >= 2 && g.work() >= PAR_MIN_WORK;
+    let most = (COL_BYTES / (per_image * std::mem::size_of::<T>()).max(1)).clamp(1, g.n);
+    let mut chunks = g.n.div_ceil(most);
+    if split {
+        chunks = chunks.div_ceil(nt) * nt;
+    }
+    (split, g.n.div_ceil(chunks.min(g.n)))
 }
 
 /// `dx`, shared by the chunks (each writes its own images).

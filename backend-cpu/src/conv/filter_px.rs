@@ -14,13 +14,10 @@
 
 use rayon::prelude::*;
 
-use super::backward_px::{dense_copy, transpose};
+use super::backward_px::{dense_copy, image_chunks, transpose};
 use super::geom::{plane_stride, Geom};
 use super::im2col::Image;
-use super::COL_BYTES;
-use crate::gemm::{
-    gemm, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads, PAR_MIN_WORK,
-};
+use crate::gemm::{gemm, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads};
 use crate::threads;
 
 /// Whether this path can serve `g`: one group, not pointwise stride 1
@@ -83,16 +80,13 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     // The output gradient as `[K, N OH OW]`.
     // SAFETY: dy views g's output gradient.
     let dyk = unsafe { dy_by_channel(&dy, g) };
-    let nt = threads::num_threads();
-    let split = nt > 1 && g.n >= 2 && g.work() >= PAR_MIN_WORK;
-    let most = (COL_BYTES / (ohw * rsc * std::mem::size_of::<T>()).max(1)).clamp(1, g.n);
-    let mut chunks = g.n.div_ceil(most);
-    if split {
-        chunks = chunks.div_ceil(nt) * nt;
-    }
-    let per = g.n.div_ceil(chunks.min(g.n));
+    let (split, per) = image_chunks::<T>(g, ohw * rsc);
     let count = g.n.div_ceil(per);
-    let parts_n = if split { nt.min(count) } else { 1 };
+    let parts_n = if split {
+        threads::num_threads().min(count)
+    } else {
+        1
+    };
     let mut parts: Vec<Vec<T>> = (0..parts_n).map(|_| vec![T::ZERO; g.k * rsc]).collect();
     let src = Src { xh, dyk: &dyk, np };
     let run = |(p, part): (usize, &mut Vec<T>)| {
