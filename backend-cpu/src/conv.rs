@@ -53,6 +53,19 @@ use crate::strided::{check_arity, View};
 /// call cost the 2-thread AVX2 forward pass nearly half its speed).
 pub(crate) const COL_BYTES: usize = 1 << 20;
 
+/// Adds the partial sums of `parts` (one per chunk of images) into the
+/// first, in order, so that the result does not depend on which thread ran
+/// which chunk; returns that first part.
+fn sum_in_order<T: crate::element::Float>(parts: &mut [Vec<T>]) -> &mut [T] {
+    let (first, rest) = parts.split_first_mut().expect("at least one part");
+    for p in rest.iter() {
+        for (a, &b) in first.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    first
+}
+
 /// The (op, dtype) pairs this family implements.
 pub(crate) fn supported() -> Vec<SrOpSupport> {
     let mut v = Vec::new();

@@ -9,7 +9,7 @@ use super::blocked_filter;
 use super::depthwise;
 use super::filter_px;
 use super::forward::transpose_into;
-use super::geom::{plane_stride, Geom};
+use super::geom::Geom;
 use super::im2col::{col2im, im2col, Image};
 use super::COL_BYTES;
 use crate::gemm::{
@@ -56,7 +56,7 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(
     }
     if backward_px::serves(g) {
         // SAFETY: forwarded; wc is the contiguous [K, C, R, S] filter.
-        unsafe { backward_px::backward_data(Image::of(dy), &wc, dx.ptr, g) };
+        unsafe { backward_px::backward_data(dy, &wc, dx.ptr, g) };
         return;
     }
     let dxi = Image::dense(dx.ptr, g.c, g.h, g.w);
@@ -150,7 +150,7 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     let plan = blocked::plan::<T>(x, g).filter(|_| images_fill && blocked_filter::serves(g));
     if filter_px::serves(g) && (plan.is_none() || g.oh * g.ow <= filter_px::SMALL_OUTPUT) {
         // SAFETY: forwarded.
-        unsafe { filter_px::backward_filter(Image::of(x), Image::of(dy), dw, g) };
+        unsafe { filter_px::backward_filter(x, dy, dw, g) };
         return;
     }
     if let Some(plan) = plan {
@@ -177,9 +177,7 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
                     unsafe { b.filter_images(&x, images, part, Threads::Single) }
                 })
             });
-            for (j, out) in dw.iter_mut().enumerate() {
-                *out = parts.iter().fold(T::ZERO, |s, p| s + p[j]);
-            }
+            dw.copy_from_slice(super::sum_in_order(&mut parts));
         }
         // SAFETY: dw is exclusively ours.
         None => unsafe { b.filter_images(&x, (0, g.n), dw, Threads::Auto) },
@@ -207,15 +205,8 @@ impl<'a, T: GemmScalar> Bwd<'a, T> {
     /// # Safety
     /// `dy` is live and not written during the op.
     unsafe fn new(dy: &View<T>, keep: &'a mut Vec<T>, w: &'a [T], g: &'a Geom) -> Self {
-        let img = Image::of(dy);
-        let (dy, dy_ps) = match plane_stride(g.oh, g.ow, img.st[2], img.st[3]) {
-            Some(ps) => (img, ps),
-            None => {
-                // SAFETY: per the caller.
-                *keep = unsafe { dy.to_vec() };
-                (Image::dense(keep.as_mut_ptr(), g.k, g.oh, g.ow), 1)
-            }
-        };
+        // SAFETY: per the caller.
+        let (dy, dy_ps) = unsafe { Image::uniform_planes(dy, keep) };
         Bwd { dy, dy_ps, w, g }
     }
 

@@ -16,12 +16,13 @@
 
 use std::any::TypeId;
 
-use super::geom::{plane_stride, Geom};
+use super::geom::Geom;
 use super::im2col::Image;
 use super::COL_BYTES;
 use crate::gemm::{
     gemm, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads, PAR_MIN_WORK,
 };
+use crate::strided::View;
 use crate::threads;
 
 /// Whether this path serves `g`: one group (the grouped and depthwise
@@ -64,22 +65,16 @@ struct Plan<'a, T> {
 // written during the op.
 unsafe impl<T: Sync> Sync for Plan<'_, T> {}
 
-/// Runs the data gradient: inputs `dy` (any strides; `dy_st`) and the
-/// contiguous weights `w` (`[K, C, R, S]`), output the contiguous `dx`.
+/// Runs the data gradient: input `dy` (any strides) and the contiguous
+/// weights `w` (`[K, C, R, S]`), output the contiguous `dx`.
 ///
 /// # Safety
-/// The pointers name live tensors of `g`'s shapes; `dx` is writable and
+/// `dy` and `dx` are live tensors of `g`'s shapes; `dx` is writable and
 /// aliases neither input. [`serves`] holds for `g`.
-pub(super) unsafe fn backward_data<T: GemmScalar>(dy: Image<T>, w: &[T], dx: *mut T, g: &Geom) {
-    let Some(dy_ps) = plane_stride(g.oh, g.ow, dy.st[2], dy.st[3]) else {
-        // Not uniformly strided planes: read a dense copy.
-        // SAFETY: dy views g's output gradient.
-        let mut dense = unsafe { dense_copy(&dy, [g.n, g.k, g.oh, g.ow]) };
-        let img = Image::dense(dense.as_mut_ptr(), g.k, g.oh, g.ow);
-        // SAFETY: the dense copy has the same shape.
-        unsafe { backward_data(img, w, dx, g) };
-        return;
-    };
+pub(super) unsafe fn backward_data<T: GemmScalar>(dy: &View<T>, w: &[T], dx: *mut T, g: &Geom) {
+    let mut keep = Vec::new();
+    // SAFETY: dy is an input, not written during the op.
+    let (dy, dy_ps) = unsafe { Image::uniform_planes(dy, &mut keep) };
     let (ohw, rsc) = (g.oh * g.ow, g.r * g.s * g.c);
     let mut wr = vec![T::ZERO; g.k * rsc];
     let rs = g.r * g.s;
@@ -101,18 +96,19 @@ pub(super) unsafe fn backward_data<T: GemmScalar>(dy: Image<T>, w: &[T], dx: *mu
         per,
     };
     let count = g.n.div_ceil(plan.per);
-    let dx = DxPtr(dx);
+    // Shared by the chunks, each writing its own images.
+    let dx = Image::dense(dx, g.c, g.h, g.w);
     if split {
         threads::install(|| {
             threads::for_each_index(count, |i| {
                 // SAFETY: chunk i writes only its own images of dx.
-                unsafe { plan.chunk(i, dx.get(), Threads::Single) }
+                unsafe { plan.chunk(i, &dx, Threads::Single) }
             })
         });
     } else {
         for i in 0..count {
             // SAFETY: one chunk at a time.
-            unsafe { plan.chunk(i, dx.get(), Threads::Auto) };
+            unsafe { plan.chunk(i, &dx, Threads::Auto) };
         }
     }
 }
@@ -132,27 +128,12 @@ pub(super) fn image_chunks<T>(g: &Geom, per_image: usize) -> (bool, usize) {
     (split, g.n.div_ceil(chunks.min(g.n)))
 }
 
-/// `dx`, shared by the chunks (each writes its own images).
-#[derive(Clone, Copy)]
-struct DxPtr<T>(*mut T);
-
-impl<T> DxPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-// SAFETY: the chunks write disjoint images through it.
-unsafe impl<T> Send for DxPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for DxPtr<T> {}
-
 impl<T: GemmScalar> Plan<'_, T> {
     /// Chunk `i`: images `i per .. (i + 1) per`.
     ///
     /// # Safety
     /// As [`backward_data`]; no other thread writes these images of `dx`.
-    unsafe fn chunk(&self, i: usize, dx: *mut T, threads: Threads) {
+    unsafe fn chunk(&self, i: usize, dx: &Image<T>, threads: Threads) {
         let g = self.g;
         let (n0, n1) = (i * self.per, ((i + 1) * self.per).min(g.n));
         let (ohw, hw, rsc) = (g.oh * g.ow, g.h * g.w, g.r * g.s * g.c);
@@ -211,14 +192,7 @@ impl<T: GemmScalar> Plan<'_, T> {
             for n in n0..n1 {
                 self.gather(&t[(n - n0) * ohw * rsc..][..ohw * rsc], acc);
                 // SAFETY: image n of the contiguous dx, ours.
-                unsafe {
-                    transpose(
-                        acc.as_ptr(),
-                        (g.c, 1),
-                        (dx.add(n * g.c * hw), hw),
-                        (hw, g.c),
-                    )
-                };
+                unsafe { transpose(acc.as_ptr(), (g.c, 1), (dx.row(n, 0, 0), hw), (hw, g.c)) };
             }
         })
     }
@@ -283,22 +257,4 @@ pub(super) unsafe fn transpose<T: GemmScalar>(
             unsafe { *dst.add(j * ds + i) = *src.add(i * ss.0 + j * ss.1) };
         }
     }
-}
-
-/// A dense NCHW copy of the `shape`-d image `img`.
-///
-/// # Safety
-/// `img` views a live tensor of that shape.
-pub(super) unsafe fn dense_copy<T: GemmScalar>(img: &Image<T>, shape: [usize; 4]) -> Vec<T> {
-    let [_, c, h, w] = shape;
-    let mut dense = vec![T::ZERO; shape.iter().product()];
-    for (nc, plane) in dense.chunks_exact_mut(h * w).enumerate() {
-        for (ih, row) in plane.chunks_exact_mut(w).enumerate() {
-            for (iw, v) in row.iter_mut().enumerate() {
-                // SAFETY: in range, per the caller.
-                *v = unsafe { *img.row(nc / c, nc % c, ih).add(iw * img.st[3]) };
-            }
-        }
-    }
-    dense
 }

@@ -54,12 +54,7 @@ pub(super) unsafe fn backward_filter(
     } else {
         parts.iter_mut().enumerate().for_each(run);
     }
-    let (first, rest) = parts.split_first_mut().expect("at least one image");
-    for p in rest.iter() {
-        for (a, &b) in first.iter_mut().zip(p) {
-            *a += b;
-        }
-    }
+    let first = super::sum_in_order(&mut parts);
     unpack(plan, first, dw, g);
 }
 

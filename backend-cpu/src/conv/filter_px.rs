@@ -14,10 +14,11 @@
 
 use rayon::prelude::*;
 
-use super::backward_px::{dense_copy, image_chunks, transpose};
-use super::geom::{plane_stride, Geom};
+use super::backward_px::{image_chunks, transpose};
+use super::geom::Geom;
 use super::im2col::Image;
 use crate::gemm::{gemm, with_scratch_pair, GemmCall, GemmScalar, MatMut, MatRef, Threads};
+use crate::strided::View;
 use crate::threads;
 
 /// Whether this path can serve `g`: one group, not pointwise stride 1
@@ -39,37 +40,31 @@ pub(super) const SMALL_OUTPUT: usize = 16;
 /// contiguous `dw` (`[K, C, R, S]`, overwritten).
 ///
 /// # Safety
-/// `x` and `dy` view live tensors of `g`'s shapes; [`serves`] holds.
+/// `x` and `dy` are live tensors of `g`'s shapes; [`serves`] holds.
 pub(super) unsafe fn backward_filter<T: GemmScalar>(
-    x: Image<T>,
-    dy: Image<T>,
+    x: &View<T>,
+    dy: &View<T>,
     dw: &mut [T],
     g: &Geom,
 ) {
     let (hw, ohw, rsc) = (g.h * g.w, g.oh * g.ow, g.r * g.s * g.c);
     let np = g.n * ohw;
-    // The input channels-last: `[N, H, W, C]`, dense.
-    let dense_cl = x.st[1] == 1 && x.st[3] == g.c && x.st[2] == g.w * g.c && x.st[0] == hw * g.c;
-    let mut xh_own = Vec::new();
     let mut keep = Vec::new();
+    // SAFETY: x is an input, not written during the op.
+    let (x, ps) = unsafe { Image::uniform_planes(x, &mut keep) };
+    // The input channels-last: `[N, H, W, C]`, dense.
+    let dense_cl = x.st[1] == 1 && ps == g.c && x.st[0] == hw * g.c;
+    let mut xh_own = Vec::new();
     let xh: *const T = if dense_cl {
         x.ptr
     } else {
-        let (img, ps) = match plane_stride(g.h, g.w, x.st[2], x.st[3]) {
-            Some(ps) => (x, ps),
-            None => {
-                // SAFETY: x views g's input.
-                keep.append(&mut unsafe { dense_copy(&x, [g.n, g.c, g.h, g.w]) });
-                (Image::dense(keep.as_mut_ptr(), g.c, g.h, g.w), 1)
-            }
-        };
         xh_own.resize(g.n * hw * g.c, T::ZERO);
         for n in 0..g.n {
             // SAFETY: image n's [C, H W] planes into its [H W, C] rows.
             unsafe {
                 transpose(
-                    img.row(n, 0, 0),
-                    (img.st[1], ps),
+                    x.row(n, 0, 0),
+                    (x.st[1], ps),
                     (xh_own[n * hw * g.c..].as_mut_ptr(), g.c),
                     (g.c, hw),
                 )
@@ -78,8 +73,9 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
         xh_own.as_ptr()
     };
     // The output gradient as `[K, N OH OW]`.
-    // SAFETY: dy views g's output gradient.
-    let dyk = unsafe { dy_by_channel(&dy, g) };
+    let mut keep_dy = Vec::new();
+    // SAFETY: dy is an input, not written during the op.
+    let dyk = unsafe { dy_by_channel(Image::uniform_planes(dy, &mut keep_dy), g) };
     let (split, per) = image_chunks::<T>(g, ohw * rsc);
     let count = g.n.div_ceil(per);
     let parts_n = if split {
@@ -107,12 +103,7 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     } else {
         parts.iter_mut().enumerate().for_each(run);
     }
-    let (first, rest) = parts.split_first_mut().expect("at least one part");
-    for p in rest.iter() {
-        for (a, &b) in first.iter_mut().zip(p) {
-            *a += b;
-        }
-    }
+    let first = super::sum_in_order(&mut parts);
     let rs = g.r * g.s;
     for (wk, sums) in dw.chunks_exact_mut(g.c * rs).zip(first.chunks_exact(rsc)) {
         for (c, taps) in wk.chunks_exact_mut(rs).enumerate() {
@@ -123,47 +114,32 @@ pub(super) unsafe fn backward_filter<T: GemmScalar>(
     }
 }
 
-/// `dy` as a dense `[K, N OH OW]` matrix.
+/// `dy` (planes of pixel stride `ps`) as a dense `[K, N OH OW]` matrix.
 ///
 /// # Safety
 /// `dy` views a live tensor of `g`'s output shape.
-unsafe fn dy_by_channel<T: GemmScalar>(dy: &Image<T>, g: &Geom) -> Vec<T> {
+unsafe fn dy_by_channel<T: GemmScalar>((dy, ps): (Image<T>, usize), g: &Geom) -> Vec<T> {
     let ohw = g.oh * g.ow;
     let np = g.n * ohw;
     let mut out = vec![T::ZERO; g.k * np];
-    match plane_stride(g.oh, g.ow, dy.st[2], dy.st[3]) {
-        Some(1) => {
-            for n in 0..g.n {
-                for k in 0..g.k {
-                    // SAFETY: plane (n, k) is ohw contiguous elements.
-                    let plane = unsafe { std::slice::from_raw_parts(dy.row(n, k, 0), ohw) };
-                    out[k * np + n * ohw..][..ohw].copy_from_slice(plane);
-                }
+    for n in 0..g.n {
+        if ps == 1 {
+            for k in 0..g.k {
+                // SAFETY: plane (n, k) is ohw contiguous elements.
+                let plane = unsafe { std::slice::from_raw_parts(dy.row(n, k, 0), ohw) };
+                out[k * np + n * ohw..][..ohw].copy_from_slice(plane);
             }
-        }
-        Some(ps) => {
-            for n in 0..g.n {
-                // SAFETY: image n's [OH OW, K] (pixel stride ps, channel
-                // stride st1) into columns n OH OW.. of the K rows.
-                unsafe {
-                    transpose(
-                        dy.row(n, 0, 0),
-                        (ps, dy.st[1]),
-                        (out[n * ohw..].as_mut_ptr(), np),
-                        (ohw, g.k),
-                    )
-                };
-            }
-        }
-        None => {
-            // SAFETY: per the caller.
-            let dense = unsafe { dense_copy(dy, [g.n, g.k, g.oh, g.ow]) };
-            for n in 0..g.n {
-                for k in 0..g.k {
-                    out[k * np + n * ohw..][..ohw]
-                        .copy_from_slice(&dense[(n * g.k + k) * ohw..][..ohw]);
-                }
-            }
+        } else {
+            // SAFETY: image n's [OH OW, K] (pixel stride ps, channel stride
+            // st1) into columns n OH OW.. of the K rows.
+            unsafe {
+                transpose(
+                    dy.row(n, 0, 0),
+                    (ps, dy.st[1]),
+                    (out[n * ohw..].as_mut_ptr(), np),
+                    (ohw, g.k),
+                )
+            };
         }
     }
     out

@@ -47,6 +47,28 @@ impl<T> Image<T> {
         }
     }
 
+    /// A rank-4 view whose planes read as one row of `H W` uniformly
+    /// strided pixels, and that pixel stride: the view itself where its
+    /// strides allow, else a dense copy kept in `keep`.
+    ///
+    /// # Safety
+    /// `v` is live and not written during the op.
+    pub unsafe fn uniform_planes(v: &View<T>, keep: &mut Vec<T>) -> (Image<T>, usize)
+    where
+        T: crate::element::Element,
+    {
+        let img = Image::of(v);
+        let (c, h, w) = (v.shape[1], v.shape[2], v.shape[3]);
+        match super::geom::plane_stride(h, w, img.st[2], img.st[3]) {
+            Some(ps) => (img, ps),
+            None => {
+                // SAFETY: per the caller.
+                *keep = unsafe { v.to_vec() };
+                (Image::dense(keep.as_mut_ptr(), c, h, w), 1)
+            }
+        }
+    }
+
     /// Address of `(n, c, h, 0)`.
     ///
     /// # Safety
