@@ -36,7 +36,7 @@ typedef struct SrBackend SrBackend;
  * Minor version of this ABI. Minor versions only append; the version in
  * effect between a host and a plugin is the lower of the two.
  */
-#define SR_ABI_MINOR 2
+#define SR_ABI_MINOR 3
 
 /**
  * Highest tensor rank a descriptor carries.
@@ -893,6 +893,8 @@ typedef struct SrSgdParams {
 #define SR_OP_CROSS_ENTROPY_BACKWARD 56  /* cross_entropy_backward: 3 in, 1 out, SrCrossEntropyParams */
 #define SR_OP_ADAMW_STEP             57  /* adamw_step: 1 in, 3 out, SrAdamWParams */
 #define SR_OP_SGD_STEP               58  /* sgd_step: 1 in, 2 out, SrSgdParams */
+#define SR_OP_ADAMW_STEP_MULTI       59  /* adamw_step_multi: variable in, variable out, SrAdamWParams */
+#define SR_OP_SGD_STEP_MULTI         60  /* sgd_step_multi: variable in, variable out, SrSgdParams */
 
 /* END op ids */
 

@@ -22,7 +22,7 @@ use std::ffi::{c_char, c_void};
 pub const SR_ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI. Minor versions only append; the version in
 /// effect between a host and a plugin is the lower of the two.
-pub const SR_ABI_MINOR: u32 = 2;
+pub const SR_ABI_MINOR: u32 = 3;
 /// Highest tensor rank a descriptor carries.
 pub const SR_MAX_RANK: usize = 8;
 

@@ -7,8 +7,8 @@
 //!   broadcast dimensions), so each input has the output's rank and shape.
 //! - Reductions keep reduced dimensions with extent 1 in the output.
 //! - Outputs never alias inputs, except where an op says it accumulates
-//!   or updates in place (`index_add`, `adamw_step`, `sgd_step`: read,
-//!   then written).
+//!   or updates in place (`index_add`, `adamw_step`, `sgd_step` and their
+//!   `_multi` forms: read, then written).
 //! - Outputs are contiguous row-major, except for the elementwise ops
 //!   (unary, binary, comparisons, `where`, `fill`, `copy`, `cast`), which
 //!   accept any non-overlapping strided output (used for slice assignment),
@@ -63,9 +63,10 @@ macro_rules! op_ids {
                 match self { $( OpId::$variant => count($nin), )* }
             }
 
-            /// Number of outputs.
-            pub const fn output_count(self) -> usize {
-                match self { $( OpId::$variant => $nout, )* }
+            /// Number of outputs; `None` when variable (the multi-tensor
+            /// optimizer steps).
+            pub const fn output_count(self) -> Option<usize> {
+                match self { $( OpId::$variant => count($nout), )* }
             }
         }
     };
@@ -227,6 +228,17 @@ op_ids! {
     /// (Nesterov) or `d = buf`; `p -= lr d` (PyTorch's SGD). Without
     /// momentum `buf` is neither read nor written. `g` may be strided.
     SgdStep = 58, "sgd_step", SgdParams, in 1, out 2;
+    /// ABI 1.3. One AdamW step of `n >= 1` parameters in one call, each as
+    /// `adamw_step` with the same params (one step count for all): inputs
+    /// the `n` gradients `g_0 .. g_{n-1}`; outputs `3n`, the triples
+    /// `(p_i, m_i, v_i)` in the gradients' order. One dtype throughout;
+    /// shapes may differ between parameters; no two tensors overlap.
+    AdamwStepMulti = 59, "adamw_step_multi", AdamWParams, in -1, out -1;
+    /// ABI 1.3. One SGD step of `n >= 1` parameters in one call, each as
+    /// `sgd_step` with the same params: inputs the `n` gradients; outputs
+    /// `2n`, the pairs `(p_i, buf_i)` in the gradients' order. One dtype
+    /// throughout; shapes may differ between parameters.
+    SgdStepMulti = 60, "sgd_step_multi", SgdParams, in -1, out -1;
 }
 
 impl OpId {
@@ -530,6 +542,42 @@ pub fn check_disjoint(
     Ok(())
 }
 
+/// The parameter count of a call of a multi-tensor optimizer step
+/// (`adamw_step_multi`, `sgd_step_multi`): `inputs` gradients and `per`
+/// outputs for each (3 for AdamW, 2 for SGD). Errors unless there is at
+/// least one gradient and exactly `per` outputs for each.
+pub fn multi_step_count(
+    op: &str,
+    inputs: usize,
+    outputs: usize,
+    per: usize,
+) -> crate::Result<usize> {
+    if inputs == 0 || outputs != inputs * per {
+        return Err(crate::BackendError::invalid(format!(
+            "{op}: expected n >= 1 gradients and {per} outputs for each, got {inputs} inputs and {outputs} outputs"
+        )));
+    }
+    Ok(inputs)
+}
+
+/// Checks that no two of the byte ranges `(what, start, len)` overlap
+/// (empty ranges never do); `what` names each range in the error. Used
+/// across the parameters of a multi-tensor optimizer step.
+pub fn check_ranges_disjoint(op: &str, ranges: &[(String, u64, u64)]) -> crate::Result<()> {
+    let mut live: Vec<&(String, u64, u64)> = ranges.iter().filter(|r| r.2 > 0).collect();
+    live.sort_by_key(|r| r.1);
+    for w in live.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a.1 + a.2 > b.1 {
+            return Err(crate::BackendError::invalid(format!(
+                "{op}: {} and {} must not overlap",
+                a.0, b.0
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The params of one op call, typed. Built by the host, read by backends
 /// through [`Params::from_raw`].
 #[derive(Debug, Clone, Copy)]
@@ -654,8 +702,8 @@ impl Params {
                     Params::Norm(read_sized(ptr)?)
                 }
                 CrossEntropy | CrossEntropyBackward => Params::CrossEntropy(read_sized(ptr)?),
-                AdamwStep => Params::AdamW(read_sized(ptr)?),
-                SgdStep => Params::Sgd(read_sized(ptr)?),
+                AdamwStep | AdamwStepMulti => Params::AdamW(read_sized(ptr)?),
+                SgdStep | SgdStepMulti => Params::Sgd(read_sized(ptr)?),
                 _ => Params::None,
             })
         }
@@ -684,6 +732,31 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_step_counts_need_whole_groups_of_outputs() {
+        assert_eq!(multi_step_count("x", 2, 6, 3).unwrap(), 2);
+        assert_eq!(multi_step_count("x", 1, 2, 2).unwrap(), 1);
+        for (i, o) in [(0, 0), (2, 5), (2, 7), (1, 2)] {
+            assert!(multi_step_count("x", i, o, 3).is_err(), "{i} in, {o} out");
+        }
+    }
+
+    #[test]
+    fn ranges_overlap_only_when_they_share_a_byte() {
+        let r = |v: &[(u64, u64)]| -> Vec<(String, u64, u64)> {
+            v.iter()
+                .enumerate()
+                .map(|(i, &(a, n))| (format!("t{i}"), a, n))
+                .collect()
+        };
+        assert!(check_ranges_disjoint("x", &r(&[(100, 8), (0, 100), (108, 4)])).is_ok());
+        // Empty ranges never overlap, not even inside another range.
+        assert!(check_ranges_disjoint("x", &r(&[(0, 16), (4, 0), (16, 4)])).is_ok());
+        let e = check_ranges_disjoint("x", &r(&[(0, 16), (4, 0), (40, 4), (15, 1)]));
+        assert!(e.unwrap_err().message.contains("t0 and t3"));
+        assert!(check_ranges_disjoint("x", &r(&[(0, 100), (50, 1), (99, 8)])).is_err());
+    }
 
     #[test]
     fn ids_are_dense_unique_and_round_trip() {

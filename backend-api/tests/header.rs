@@ -76,6 +76,10 @@ fn op_id_section() -> String {
             Some(n) => n.to_string(),
             None => "variable".to_owned(),
         };
+        let outputs = match op.output_count() {
+            Some(n) => n.to_string(),
+            None => "variable".to_owned(),
+        };
         let params = params_struct(*op).unwrap_or("no params");
         s.push_str(&format!(
             "#define {:<width$} {:>2}  /* {}: {} in, {} out, {} */\n",
@@ -83,7 +87,7 @@ fn op_id_section() -> String {
             *op as u32,
             op.name(),
             inputs,
-            op.output_count(),
+            outputs,
             params,
         ));
     }
@@ -165,7 +169,7 @@ fn header_declares_every_abi_item() {
         "typedef struct SrBuffer SrBuffer;",
         "typedef struct SrBackend SrBackend;",
         "#define SR_ABI_MAJOR 1",
-        "#define SR_ABI_MINOR 2",
+        "#define SR_ABI_MINOR 3",
         "#define SR_MAX_RANK 8",
         "typedef void (*SrProbeFnV1)(struct SrProbeInfo *info);",
         "typedef SrStatusPtr (*SrInitFnV1)(const struct SrHostApi *host, struct SrPluginApi *plugin);",

@@ -113,7 +113,7 @@ pub unsafe fn dispatch(call: &OpCall<'_>) -> Result<()> {
             LayerNorm | LayerNormBackward | BatchNorm | BatchNormBackward => norm::execute(call),
             IndexSelect | IndexAdd => indexing::execute(call),
             CrossEntropy | CrossEntropyBackward => loss::execute(call),
-            AdamwStep | SgdStep => optim::execute(call),
+            AdamwStep | SgdStep | AdamwStepMulti | SgdStepMulti => optim::execute(call),
             _ => Err(BackendError::unsupported(format!(
                 "cpu: {} is not implemented",
                 call.op

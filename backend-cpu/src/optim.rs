@@ -1,7 +1,9 @@
 //! Op family `optim`: `adamw_step`, one AdamW update of one parameter in a
 //! single pass over `g`, `p`, `m` and `v` (the composite form costs about
-//! fourteen elementwise passes and a copy per parameter), and `sgd_step`,
-//! one SGD update (weight decay, momentum, Nesterov) over `g`, `p`, `buf`.
+//! fourteen elementwise passes and a copy per parameter), `sgd_step`, one
+//! SGD update (weight decay, momentum, Nesterov) over `g`, `p`, `buf`, and
+//! their multi-tensor forms `adamw_step_multi` and `sgd_step_multi`, the
+//! same updates of every parameter of an optimizer in one call.
 //!
 //! Per element, in the tensors' dtype, with the scalars computed in f64
 //! and rounded once (the same operations, in the same order, as the core's
@@ -11,10 +13,14 @@
 //! For SGD: `d = g + p wd`; with momentum `buf = d` (first step) or
 //! `buf = buf momentum + d (1 - dampening)`, then `d = d + buf momentum`
 //! (Nesterov) or `d = buf`; `p = p - d lr`.
-//! Large tensors are split over the pool in chunks.
+//! Every parameter of a call is checked before any is written; the
+//! updates are cut into chunks of [`CHUNK`] elements, split over the pool
+//! when the call's parameters hold enough elements together.
+
+use std::borrow::Cow;
 
 use sunrise_backend_api::abi::SrOpSupport;
-use sunrise_backend_api::ops::{AdamWParams, SgdParams};
+use sunrise_backend_api::ops::{check_ranges_disjoint, multi_step_count, AdamWParams, SgdParams};
 use sunrise_backend_api::{BackendError, DType, OpCall, OpId, Params, Result};
 
 use crate::element::Float;
@@ -24,7 +30,15 @@ use crate::threads;
 
 /// The (op, dtype) pairs this family implements.
 pub(crate) fn supported() -> Vec<SrOpSupport> {
-    pairs(&[OpId::AdamwStep, OpId::SgdStep], &[DType::F32, DType::F64])
+    pairs(
+        &[
+            OpId::AdamwStep,
+            OpId::SgdStep,
+            OpId::AdamwStepMulti,
+            OpId::SgdStepMulti,
+        ],
+        &[DType::F32, DType::F64],
+    )
 }
 
 /// Runs one op of this family.
@@ -33,38 +47,51 @@ pub(crate) fn supported() -> Vec<SrOpSupport> {
 /// As [`sunrise_backend_api::Backend::execute`].
 pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
-    if op == OpId::SgdStep {
-        check_arity(op.name(), call.inputs.len(), call.outputs.len(), 1, 2)?;
-        let Params::Sgd(p) = call.params else {
-            return Err(BackendError::invalid(format!("{op}: expected SgdParams")));
-        };
-        p.check()?;
-        // SAFETY: forwarded from the caller.
-        return unsafe {
-            match dtype_of(op, "g", &call.inputs[0])? {
-                DType::F32 => sgd::<f32>(call, &p),
-                DType::F64 => sgd::<f64>(call, &p),
-                other => Err(unsupported_dtype(op, other)),
-            }
-        };
-    }
-    if op != OpId::AdamwStep {
-        return Err(BackendError::unsupported(format!(
-            "cpu optim: {op} is not an optimizer op"
-        )));
-    }
-    check_arity(op.name(), call.inputs.len(), call.outputs.len(), 1, 3)?;
-    let Params::AdamW(p) = call.params else {
-        return Err(BackendError::invalid(format!("{op}: expected AdamWParams")));
-    };
-    p.check()?;
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match dtype_of(op, "g", &call.inputs[0])? {
-            DType::F32 => adamw::<f32>(call, &p),
-            DType::F64 => adamw::<f64>(call, &p),
-            other => Err(unsupported_dtype(op, other)),
+    let (adam, multi) = match op {
+        OpId::AdamwStep => (true, false),
+        OpId::AdamwStepMulti => (true, true),
+        OpId::SgdStep => (false, false),
+        OpId::SgdStepMulti => (false, true),
+        _ => {
+            return Err(BackendError::unsupported(format!(
+                "cpu optim: {op} is not an optimizer op"
+            )))
         }
+    };
+    let per = if adam { 3 } else { 2 };
+    let (ins, outs) = (call.inputs.len(), call.outputs.len());
+    if multi {
+        multi_step_count(op.name(), ins, outs, per)?;
+    } else {
+        check_arity(op.name(), ins, outs, 1, per)?;
+    }
+    let dtype = dtype_of(op, "g", &call.inputs[0])?;
+    // SAFETY (both arms): forwarded from the caller.
+    match call.params {
+        Params::AdamW(p) if adam => {
+            p.check()?;
+            unsafe {
+                match dtype {
+                    DType::F32 => adamw::<f32>(call, &p),
+                    DType::F64 => adamw::<f64>(call, &p),
+                    other => Err(unsupported_dtype(op, other)),
+                }
+            }
+        }
+        Params::Sgd(p) if !adam => {
+            p.check()?;
+            unsafe {
+                match dtype {
+                    DType::F32 => sgd::<f32>(call, &p),
+                    DType::F64 => sgd::<f64>(call, &p),
+                    other => Err(unsupported_dtype(op, other)),
+                }
+            }
+        }
+        _ => Err(BackendError::invalid(format!(
+            "{op}: expected {}",
+            if adam { "AdamWParams" } else { "SgdParams" }
+        ))),
     }
 }
 
@@ -93,45 +120,118 @@ fn check_in_place<T: Float>(name: &str, g: &View<T>, outs: &[(&str, &View<T>)]) 
     sunrise_backend_api::ops::check_disjoint(name, bytes, g_addr, &addrs)
 }
 
-/// Runs `f(start, len)` over `[0, n)` in chunks of [`CHUNK`], on the pool
-/// when the update is large.
-fn chunked(n: usize, f: impl Fn(usize, usize) + Sync) {
-    let run = |i: usize| {
-        let start = i * CHUNK;
-        f(start, CHUNK.min(n - start));
-    };
-    let chunks = n.div_ceil(CHUNK);
-    if threads::split(n) {
-        threads::for_each_index(chunks, run);
-    } else {
-        (0..chunks).for_each(run);
+/// The checked parameters of one call: for each, its raw pointers and
+/// length (`m` and `v` stand for SGD's `buf`, or for `p` where a tensor
+/// is not touched), plus the contiguous gradients those pointers borrow.
+struct Jobs<'g, T: Clone> {
+    jobs: Vec<(Ptrs<T>, usize)>,
+    _grads: Vec<Cow<'g, [T]>>,
+}
+
+/// Reads and checks every parameter of `call` (`names` are the outputs of
+/// one parameter, `used` of them touched), each as the single op checks
+/// it and, with several, against each other (no output of one overlaps
+/// any tensor of another).
+///
+/// # Safety
+/// As [`execute`], with dtype `T`.
+unsafe fn jobs<'g, T: Float>(
+    call: &OpCall<'_>,
+    names: &[&str],
+    used: usize,
+) -> Result<Jobs<'g, T>> {
+    let op = call.op.name();
+    let n = call.inputs.len();
+    let per = names.len();
+    let mut views = Vec::with_capacity(n);
+    let mut ranges = Vec::new();
+    for i in 0..n {
+        let label = if n == 1 {
+            op.to_string()
+        } else {
+            format!("{op} (parameter {i})")
+        };
+        // SAFETY: the descriptors name live buffers, per the caller.
+        let g = unsafe { View::<T>::new(&call.inputs[i]) }?;
+        let outs = (0..per)
+            // SAFETY: as above.
+            .map(|k| unsafe { View::<T>::new(&call.outputs[i * per + k]) })
+            .collect::<Result<Vec<_>>>()?;
+        let named: Vec<(&str, &View<T>)> = names.iter().copied().zip(&outs).take(used).collect();
+        check_in_place(&label, &g, &named)?;
+        let bytes = (g.numel() * std::mem::size_of::<T>()) as u64;
+        if n > 1 {
+            for (what, t) in &named {
+                ranges.push((format!("{what} of parameter {i}"), t.ptr as u64, bytes));
+            }
+            if g.is_contiguous() {
+                ranges.push((format!("g of parameter {i}"), g.ptr as u64, bytes));
+            }
+        }
+        views.push((g, outs));
+    }
+    check_ranges_disjoint(op, &ranges)?;
+    let mut grads = Vec::with_capacity(n);
+    let mut jobs = Vec::with_capacity(n);
+    for (g, outs) in &views {
+        // SAFETY: nothing writes g during the op (it overlaps none of the
+        // outputs when contiguous; a strided g is copied).
+        let elems: Cow<'g, [T]> = unsafe { g.contiguous() };
+        let p = outs[0].ptr;
+        let at = |k: usize| if k < used { outs[k].ptr } else { p };
+        jobs.push((
+            Ptrs {
+                p,
+                m: at(1),
+                v: at(2.min(per - 1)),
+                g: elems.as_ptr(),
+            },
+            g.numel(),
+        ));
+        grads.push(elems);
+    }
+    Ok(Jobs {
+        jobs,
+        _grads: grads,
+    })
+}
+
+impl<T: Float> Jobs<'_, T> {
+    /// Runs `f(ptrs, start, len)` over every parameter's elements, in
+    /// chunks of [`CHUNK`] split over the pool when the parameters hold
+    /// enough elements together, else in one piece per parameter on this
+    /// thread.
+    fn run(&self, f: impl Fn(Ptrs<T>, usize, usize) + Sync) {
+        let total: usize = self.jobs.iter().map(|j| j.1).sum();
+        if !threads::split(total) {
+            for &(ptrs, n) in &self.jobs {
+                if n > 0 {
+                    f(ptrs, 0, n);
+                }
+            }
+            return;
+        }
+        let chunks: Vec<(usize, usize)> = self
+            .jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(j, &(_, n))| (0..n.div_ceil(CHUNK)).map(move |c| (j, c * CHUNK)))
+            .collect();
+        let jobs = &self.jobs;
+        threads::for_each_index(chunks.len(), |i| {
+            let (j, start) = chunks[i];
+            let (ptrs, n) = jobs[j];
+            f(ptrs, start, CHUNK.min(n - start));
+        });
     }
 }
 
 /// # Safety
 /// As [`execute`], with dtype `T`.
 unsafe fn sgd<T: Float>(call: &OpCall<'_>, params: &SgdParams) -> Result<()> {
-    let name = call.op.name();
-    // SAFETY: the descriptors name live buffers, per the caller.
-    let (g, p, buf) = unsafe {
-        (
-            View::<T>::new(&call.inputs[0])?,
-            View::<T>::new(&call.outputs[0])?,
-            View::<T>::new(&call.outputs[1])?,
-        )
-    };
     let momentum = params.momentum != 0.0;
-    if momentum {
-        check_in_place(name, &g, &[("p", &p), ("buf", &buf)])?;
-    } else {
-        check_in_place(name, &g, &[("p", &p)])?;
-    }
-    let n = p.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    // SAFETY: nothing writes g during the op (checked not to overlap).
-    let g_elems = unsafe { g.contiguous() };
+    // SAFETY: forwarded from the caller.
+    let jobs = unsafe { jobs::<T>(call, &["p", "buf"], if momentum { 2 } else { 1 }) }?;
     let c = SgdConsts::<T> {
         wd: T::from_f64(params.weight_decay),
         momentum: T::from_f64(params.momentum),
@@ -142,16 +242,10 @@ unsafe fn sgd<T: Float>(call: &OpCall<'_>, params: &SgdParams) -> Result<()> {
         nesterov: params.nesterov == 1,
         first: params.first_step == 1,
     };
-    let ptrs = Ptrs {
-        p: p.ptr,
-        m: if momentum { buf.ptr } else { p.ptr },
-        v: p.ptr,
-        g: g_elems.as_ptr(),
-    };
-    chunked(n, |start, len| {
-        let ptrs = ptrs.get();
-        // SAFETY: chunk `[start, start + len)` of each tensor, disjoint from the other chunks;
-        // p and buf do not overlap; buf is only touched with momentum.
+    jobs.run(|ptrs, start, len| {
+        // SAFETY: chunk `[start, start + len)` of one parameter's tensors,
+        // disjoint from the other chunks; p and buf overlap nothing else;
+        // buf is only touched with momentum.
         unsafe {
             let p = std::slice::from_raw_parts_mut(ptrs.p.add(start), len);
             let g = std::slice::from_raw_parts(ptrs.g.add(start), len);
@@ -232,49 +326,19 @@ unsafe impl<T: Send> Send for Ptrs<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Ptrs<T> {}
 
-impl<T> Ptrs<T> {
-    fn get(&self) -> Self {
-        *self
-    }
-}
-
 /// Elements per chunk when the update is split over the pool.
 const CHUNK: usize = 1 << 15;
 
 /// # Safety
 /// As [`execute`], with dtype `T`.
 unsafe fn adamw<T: Float>(call: &OpCall<'_>, params: &AdamWParams) -> Result<()> {
-    let name = call.op.name();
-    // SAFETY: the descriptors name live buffers, per the caller.
-    let (g, p, m, v) = unsafe {
-        (
-            View::<T>::new(&call.inputs[0])?,
-            View::<T>::new(&call.outputs[0])?,
-            View::<T>::new(&call.outputs[1])?,
-            View::<T>::new(&call.outputs[2])?,
-        )
-    };
-    check_in_place(name, &g, &[("p", &p), ("m", &m), ("v", &v)])?;
-    let n = p.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    // SAFETY: nothing writes g during the op (it overlaps none of the
-    // outputs when contiguous; a strided g is copied first).
-    let g_elems = unsafe { g.contiguous() };
+    // SAFETY: forwarded from the caller.
+    let jobs = unsafe { jobs::<T>(call, &["p", "m", "v"], 3) }?;
     let c = Consts::<T>::new(params);
-    let ptrs = Ptrs {
-        p: p.ptr,
-        m: m.ptr,
-        v: v.ptr,
-        g: g_elems.as_ptr(),
-    };
-    chunked(n, |start, len| {
-        // Through a method, so that the closure captures the Sync struct,
-        // not its raw-pointer fields one by one.
-        let ptrs = ptrs.get();
-        // SAFETY: chunk `[start, start + len)` is `[start, start + len)` of each tensor, inside
-        // it, disjoint from every other chunk, and p, m, v, g do not overlap.
+    jobs.run(|ptrs, start, len| {
+        // SAFETY: chunk `[start, start + len)` of one parameter's tensors,
+        // inside them, disjoint from every other chunk, and p, m, v, g
+        // overlap nothing else (checked).
         unsafe {
             update(
                 std::slice::from_raw_parts_mut(ptrs.p.add(start), len),
@@ -331,6 +395,7 @@ fn update<T: Float>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: &Consts<T
 mod tests {
     use super::*;
     use crate::testing::{run, HostTensor};
+    use sunrise_backend_api::abi::SrTensorDesc;
 
     fn params(step: i32) -> AdamWParams {
         let (b1, b2): (f64, f64) = (0.9, 0.999);
@@ -548,5 +613,133 @@ mod tests {
         let a = sgd_params(0.9, false, true);
         assert!(run(OpId::SgdStep, Params::Sgd(a), &[&g], &[&p, &p]).is_err());
         assert_eq!(p.read::<f32>(), vec![1.0; 4], "nothing was written");
+    }
+
+    /// Runs `op` on raw descriptors (so that a test can alias buffers).
+    fn run_descs(
+        op: OpId,
+        params: Params,
+        ins: &[SrTensorDesc],
+        outs: &[SrTensorDesc],
+    ) -> Result<()> {
+        use sunrise_backend_api::Backend;
+        let call = OpCall {
+            op,
+            params,
+            inputs: ins,
+            outputs: outs,
+        };
+        // SAFETY: every descriptor views a live HostTensor buffer of the test.
+        unsafe { crate::CpuBackend::new().execute(0, &call) }
+    }
+
+    /// Parameters of several sizes (one split over the pool, one empty)
+    /// and gradients (one strided), stepped by the multi op and by one
+    /// single op per parameter: the same bits.
+    #[test]
+    fn multi_steps_match_the_single_ops_bit_for_bit() {
+        // Together more than PAR_THRESHOLD elements: chunks on the pool.
+        let sizes = [7usize, 0, 1000, 4 * CHUNK + 5, 33];
+        for adam in [true, false] {
+            let per = if adam { 3 } else { 2 };
+            let make = || -> Vec<Vec<HostTensor>> {
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| {
+                        let mut t = vec![HostTensor::new(&f32s(&values(n, i as u64)), &[n])];
+                        t.extend((1..per).map(|_| HostTensor::zeros::<f32>(&[n])));
+                        t
+                    })
+                    .collect()
+            };
+            let (multi, single) = (make(), make());
+            for t in 1..=3 {
+                let grads: Vec<HostTensor> = sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| {
+                        let gv = f32s(&values(n, 100 * t + i as u64));
+                        if i == 2 {
+                            let backing: Vec<f32> = gv.into_iter().flat_map(|x| [x, 9.0]).collect();
+                            HostTensor::strided(&backing, &[n], &[2], 0)
+                        } else {
+                            HostTensor::new(&gv, &[n])
+                        }
+                    })
+                    .collect();
+                let params = if adam {
+                    Params::AdamW(super::tests::params(t as i32))
+                } else {
+                    Params::Sgd(sgd_params(0.9, t % 2 == 0, t == 1))
+                };
+                let (op1, opn) = if adam {
+                    (OpId::AdamwStep, OpId::AdamwStepMulti)
+                } else {
+                    (OpId::SgdStep, OpId::SgdStepMulti)
+                };
+                let g: Vec<&HostTensor> = grads.iter().collect();
+                let outs: Vec<&HostTensor> = multi.iter().flatten().collect();
+                run(opn, params, &g, &outs).unwrap();
+                for (gi, ts) in grads.iter().zip(&single) {
+                    let o: Vec<&HostTensor> = ts.iter().collect();
+                    run(op1, params, &[gi], &o).unwrap();
+                }
+            }
+            for (i, (a, b)) in multi
+                .iter()
+                .flatten()
+                .zip(single.iter().flatten())
+                .enumerate()
+            {
+                let (a, b) = (a.read::<f32>(), b.read::<f32>());
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "adam {adam}: tensor {i} differs"
+                );
+                assert!(a.iter().all(|x| x.is_finite()));
+            }
+        }
+    }
+
+    /// Counts that are not whole groups, a bad parameter after a good one,
+    /// and outputs shared between parameters are refused, and nothing of
+    /// any parameter is written.
+    #[test]
+    fn bad_multi_calls_are_refused_before_anything_is_written() {
+        let one = |n: usize| {
+            (
+                HostTensor::new(&vec![1.0f32; n], &[n]),
+                HostTensor::new(&vec![0.5f32; n], &[n]),
+                HostTensor::zeros::<f32>(&[n]),
+                HostTensor::zeros::<f32>(&[n]),
+            )
+        };
+        let (g0, p0, m0, v0) = one(8);
+        let (g1, p1, m1, v1) = one(8);
+        let a = Params::AdamW(params(1));
+        let op = OpId::AdamwStepMulti;
+        let e = run(op, a, &[&g0, &g1], &[&p0, &m0, &v0, &p1, &m1]).unwrap_err();
+        assert!(e.message.contains("3 outputs for each"), "{e}");
+        assert!(run(op, a, &[], &[]).is_err());
+        let g_short = HostTensor::new(&[1.0f32; 4], &[4]);
+        let e = run(op, a, &[&g0, &g_short], &[&p0, &m0, &v0, &p1, &m1, &v1]).unwrap_err();
+        assert!(e.message.contains("parameter 1"), "{e}");
+        // Parameter 1's p is parameter 0's v.
+        let descs = [p0.desc, m0.desc, v0.desc, v0.desc, m1.desc, v1.desc];
+        let e = run_descs(op, a, &[g0.desc, g1.desc], &descs).unwrap_err();
+        assert!(e.message.contains("must not overlap"), "{e}");
+        // Parameter 1's gradient is parameter 0's m.
+        let descs = [p0.desc, m0.desc, v0.desc, p1.desc, m1.desc, v1.desc];
+        let e = run_descs(op, a, &[g0.desc, m0.desc], &descs).unwrap_err();
+        assert!(e.message.contains("must not overlap"), "{e}");
+        // SGD params on the AdamW op.
+        let s = Params::Sgd(sgd_params(0.9, false, true));
+        assert!(run(op, s, &[&g0], &[&p0, &m0, &v0]).is_err());
+        assert_eq!(p0.read::<f32>(), vec![0.5; 8], "nothing was written");
+        assert_eq!(m0.read::<f32>(), vec![0.0; 8], "nothing was written");
+        run(op, a, &[&g0, &g1], &[&p0, &m0, &v0, &p1, &m1, &v1]).unwrap();
+        assert!(p0.read::<f32>().iter().all(|&x| x < 0.5));
+        assert_eq!(p0.read::<f32>(), p1.read::<f32>());
     }
 }

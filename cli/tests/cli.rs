@@ -85,7 +85,7 @@ fn explicit_cuda_without_a_plugin_fails_with_the_reason_and_a_hint() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = sunrise(&["info"], &[]);
     assert!(o.status.success());
-    assert!(text(&o).contains("backend ABI 1.2"), "{}", text(&o));
+    assert!(text(&o).contains("backend ABI 1.3"), "{}", text(&o));
 }
 
 #[test]
