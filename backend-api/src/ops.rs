@@ -236,8 +236,9 @@ op_ids! {
     AdamwStepMulti = 59, "adamw_step_multi", AdamWParams, in -1, out -1;
     /// ABI 1.3. One SGD step of `n >= 1` parameters in one call, each as
     /// `sgd_step` with the same params: inputs the `n` gradients; outputs
-    /// `2n`, the pairs `(p_i, buf_i)` in the gradients' order. One dtype
-    /// throughout; shapes may differ between parameters.
+    /// `2n`, the pairs `(p_i, buf_i)` in the gradients' order (without
+    /// momentum `buf_i` is not looked at; the host passes an empty tensor).
+    /// One dtype throughout; shapes may differ between parameters.
     SgdStepMulti = 60, "sgd_step_multi", SgdParams, in -1, out -1;
 }
 

@@ -3,7 +3,7 @@
 use sunrise_backend_api::ops::AdamWParams;
 use sunrise_backend_api::{OpId, Params};
 
-use super::{check_nonneg, grad_of, Optimizer};
+use super::{check_nonneg, grad_of, Group, Optimizer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -105,13 +105,20 @@ impl AdamW {
 
     /// One `adamw_step` over `p` and its moments, in place.
     fn fused(&self, p: &Tensor, g: &Tensor, st: Option<&State>) -> Result<State> {
-        let o = &self.opts;
-        let (b1, b2) = o.betas;
         let (step, m, v) = match st {
             Some(s) => (s.step.saturating_add(1), s.m.clone(), s.v.clone()),
             None => (1, p.zeros_like()?, p.zeros_like()?),
         };
-        let params = AdamWParams {
+        let params = Params::AdamW(self.op_params(step));
+        crate::ops::run(OpId::AdamwStep, params, &[g], &[p, &m, &v])?;
+        Ok(State { step, m, v })
+    }
+
+    /// The params of step `step`.
+    fn op_params(&self, step: i32) -> AdamWParams {
+        let o = &self.opts;
+        let (b1, b2) = o.betas;
+        AdamWParams {
             struct_size: AdamWParams::SIZE,
             lr: o.lr,
             beta1: b1,
@@ -120,9 +127,33 @@ impl AdamW {
             weight_decay: o.weight_decay,
             bias_correction1: 1.0 - b1.powi(step),
             bias_correction2: 1.0 - b2.powi(step),
-        };
-        crate::ops::run(OpId::AdamwStep, Params::AdamW(params), &[g], &[p, &m, &v])?;
-        Ok(State { step, m, v })
+        }
+    }
+
+    /// One `adamw_step_multi` over the group (one step count), in place.
+    fn fused_multi(&mut self, group: &Group<i32>) -> Result<()> {
+        let step = group.key;
+        let mut states = Vec::with_capacity(group.members.len());
+        for (i, _) in &group.members {
+            let p = &self.params[*i].1;
+            states.push(match &self.state[*i] {
+                Some(s) => (s.m.clone(), s.v.clone()),
+                None => (p.zeros_like()?, p.zeros_like()?),
+            });
+        }
+        let grads: Vec<&Tensor> = group.members.iter().map(|(_, g)| g).collect();
+        let outs: Vec<&Tensor> = group
+            .members
+            .iter()
+            .zip(&states)
+            .flat_map(|((i, _), (m, v))| [&self.params[*i].1, m, v])
+            .collect();
+        let params = Params::AdamW(self.op_params(step));
+        crate::ops::run(OpId::AdamwStepMulti, params, &grads, &outs)?;
+        for ((i, _), (m, v)) in group.members.iter().zip(states) {
+            self.state[*i] = Some(State { step, m, v });
+        }
+        Ok(())
     }
 
     /// The update as elementwise ops (devices without `adamw_step`).
@@ -151,13 +182,31 @@ impl AdamW {
 impl Optimizer for AdamW {
     fn step(&mut self) -> Result<()> {
         crate::autograd::no_grad(|| {
+            let mut groups = Vec::new();
             for i in 0..self.params.len() {
                 let (name, p) = &self.params[i];
                 let Some(g) = grad_of(OP, name, p)? else {
                     continue;
                 };
-                let st = self.update(p, &g, self.state[i].as_ref())?;
-                self.state[i] = Some(st);
+                let st = self.state[i].as_ref();
+                if p.is_contiguous()
+                    && st.is_none_or(|s| s.m.is_contiguous() && s.v.is_contiguous())
+                {
+                    let step = st.map_or(1, |s| s.step.saturating_add(1));
+                    Group::push(&mut groups, p, step, i, g);
+                } else {
+                    self.state[i] = Some(self.update(p, &g, st)?);
+                }
+            }
+            for group in groups {
+                if group.takes(OpId::AdamwStepMulti) {
+                    self.fused_multi(&group)?;
+                } else {
+                    for (i, g) in &group.members {
+                        let st = self.update(&self.params[*i].1, g, self.state[*i].as_ref())?;
+                        self.state[*i] = Some(st);
+                    }
+                }
             }
             Ok(())
         })

@@ -3,7 +3,7 @@
 use sunrise_backend_api::ops::SgdParams;
 use sunrise_backend_api::{OpId, Params};
 
-use super::{check_nonneg, grad_of, Optimizer};
+use super::{check_nonneg, grad_of, Group, Optimizer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -88,15 +88,10 @@ impl Sgd {
         self.composite(p, g, buf)
     }
 
-    /// One `sgd_step` over `p` and its momentum buffer, in place; returns
-    /// the buffer.
-    fn fused(&self, p: &Tensor, g: &Tensor, buf: Option<&Tensor>) -> Result<Tensor> {
+    /// The params of a step (`first`: the momentum buffers start now).
+    fn op_params(&self, first: bool) -> SgdParams {
         let o = &self.opts;
-        let (b, first) = match buf {
-            Some(b) => (b.clone(), false),
-            None => (p.zeros_like()?, true),
-        };
-        let params = SgdParams {
+        SgdParams {
             struct_size: SgdParams::SIZE,
             lr: o.lr,
             momentum: o.momentum,
@@ -104,9 +99,56 @@ impl Sgd {
             weight_decay: o.weight_decay,
             nesterov: u32::from(o.nesterov),
             first_step: u32::from(first),
+        }
+    }
+
+    /// One `sgd_step` over `p` and its momentum buffer, in place; returns
+    /// the buffer.
+    fn fused(&self, p: &Tensor, g: &Tensor, buf: Option<&Tensor>) -> Result<Tensor> {
+        let (b, first) = match buf {
+            Some(b) => (b.clone(), false),
+            None => (p.zeros_like()?, true),
         };
-        crate::ops::run(OpId::SgdStep, Params::Sgd(params), &[g], &[p, &b])?;
+        let params = Params::Sgd(self.op_params(first));
+        crate::ops::run(OpId::SgdStep, params, &[g], &[p, &b])?;
         Ok(b)
+    }
+
+    /// One `sgd_step_multi` over the group (one first-step flag), in
+    /// place. Without momentum each buffer is an empty tensor, which the
+    /// op neither reads nor writes.
+    fn fused_multi(&mut self, group: &Group<bool>) -> Result<()> {
+        let momentum = self.opts.momentum != 0.0;
+        let mut bufs = Vec::with_capacity(group.members.len());
+        let mut empty = None;
+        for (i, _) in &group.members {
+            let p = &self.params[*i].1;
+            bufs.push(match (&self.buffers[*i], momentum) {
+                (Some(b), true) => b.clone(),
+                (None, true) => p.zeros_like()?,
+                (_, false) => match &empty {
+                    Some(e) => Tensor::clone(e),
+                    None => empty
+                        .insert(Tensor::zeros(&[0], p.dtype(), p.device())?)
+                        .clone(),
+                },
+            });
+        }
+        let grads: Vec<&Tensor> = group.members.iter().map(|(_, g)| g).collect();
+        let outs: Vec<&Tensor> = group
+            .members
+            .iter()
+            .zip(&bufs)
+            .flat_map(|((i, _), b)| [&self.params[*i].1, b])
+            .collect();
+        let params = Params::Sgd(self.op_params(group.key));
+        crate::ops::run(OpId::SgdStepMulti, params, &grads, &outs)?;
+        if momentum {
+            for ((i, _), b) in group.members.iter().zip(bufs) {
+                self.buffers[*i] = Some(b);
+            }
+        }
+        Ok(())
     }
 
     /// The update as elementwise ops (no momentum, or a device without
@@ -140,14 +182,31 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
         crate::autograd::no_grad(|| {
+            let momentum = self.opts.momentum != 0.0;
+            let mut groups = Vec::new();
             for i in 0..self.params.len() {
                 let (name, p) = &self.params[i];
                 let Some(g) = grad_of(OP, name, p)? else {
                     continue;
                 };
-                let b = self.update(p, g, self.buffers[i].as_ref())?;
-                if b.is_some() {
-                    self.buffers[i] = b;
+                let buf = self.buffers[i].as_ref();
+                if p.is_contiguous() && buf.is_none_or(Tensor::is_contiguous) {
+                    let first = momentum && buf.is_none();
+                    Group::push(&mut groups, p, first, i, g);
+                } else if let Some(b) = self.update(p, g, buf)? {
+                    self.buffers[i] = Some(b);
+                }
+            }
+            for group in groups {
+                if group.takes(OpId::SgdStepMulti) {
+                    self.fused_multi(&group)?;
+                    continue;
+                }
+                for (i, g) in group.members {
+                    let b = self.update(&self.params[i].1, g, self.buffers[i].as_ref())?;
+                    if b.is_some() {
+                        self.buffers[i] = b;
+                    }
                 }
             }
             Ok(())

@@ -119,6 +119,8 @@ pub(crate) fn cases_for(op: OpId, d: DType) -> Option<Vec<Case>> {
         CrossEntropy | CrossEntropyBackward if d.is_float() => nn::cross_entropy_cases(op, d),
         AdamwStep if d.is_float() => nn::adamw_cases(d),
         SgdStep if d.is_float() => nn::sgd_cases(d),
+        AdamwStepMulti if d.is_float() => nn::adamw_multi_cases(d),
+        SgdStepMulti if d.is_float() => nn::sgd_multi_cases(d),
         _ => return None,
     })
 }

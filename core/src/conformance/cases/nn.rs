@@ -299,6 +299,113 @@ const OPTIMIZER_SHAPES: [(&[usize], usize, bool); 4] = [
     (&[16, 9], 3, true),
 ];
 
+/// Runs `steps` optimizer steps of one optimizer over a parameter of each
+/// of [`OPTIMIZER_SHAPES`] at once (the multi-tensor ops), each with its
+/// loss as in [`optimizer_run`]; the parameters after them.
+fn multi_optimizer_run(
+    dev: &Device,
+    steps: usize,
+    d: DType,
+    seed: u64,
+    make: &dyn Fn(Vec<(String, Tensor)>) -> crate::Result<Box<dyn crate::optim::Optimizer>>,
+) -> Res<Vec<Out>> {
+    let mut ps = Vec::new();
+    for (k, (shape, _, _)) in OPTIMIZER_SHAPES.into_iter().enumerate() {
+        ps.push(leaf(uni(shape, -1.0, 1.0, seed + 100 * k as u64, d, dev)?));
+    }
+    let named = ps
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (format!("p{k}"), p.clone()))
+        .collect();
+    let mut opt = make(named)?;
+    for s in 0..steps {
+        opt.zero_grad();
+        let mut loss: Option<Tensor> = None;
+        for (k, ((shape, _, strided), p)) in OPTIMIZER_SHAPES.into_iter().zip(&ps).enumerate() {
+            let w = uni(
+                shape,
+                -1.0,
+                1.0,
+                seed + 100 * k as u64 + 1 + s as u64,
+                d,
+                dev,
+            )?;
+            let l = if strided {
+                p.transpose(0, 1)?.mul(&w.transpose(0, 1)?)?.sum_all()?
+            } else {
+                p.mul(p)?.mul(&w)?.sum_all()?
+            };
+            loss = Some(match loss {
+                Some(t) => t.add(&l)?,
+                None => l,
+            });
+        }
+        if let Some(l) = loss {
+            l.backward()?;
+        }
+        opt.step()?;
+    }
+    Ok(ps
+        .iter()
+        .enumerate()
+        .map(|(k, p)| out(&format!("p{k}"), p.detach()))
+        .collect())
+}
+
+/// One case per weight decay, all four parameters stepped together.
+pub(crate) fn adamw_multi_cases(d: DType) -> Vec<Case> {
+    [0.0, 0.01]
+        .into_iter()
+        .enumerate()
+        .map(|(k, wd)| {
+            let seed = 2000 + 10 * k as u64;
+            let what = format!("4 parameters {OPTIMIZER_NAMES}, 3 steps, weight decay {wd}");
+            case(what, Family::Elementwise, move |dev| {
+                use crate::optim::{AdamW, AdamWOptions};
+                let opts = AdamWOptions {
+                    weight_decay: wd,
+                    ..AdamWOptions::new(0.05)
+                };
+                multi_optimizer_run(dev, 3, d, seed, &|ps| Ok(Box::new(AdamW::new(ps, opts)?)))
+            })
+        })
+        .collect()
+}
+
+/// Plain SGD, momentum with dampening, Nesterov; four parameters at once.
+pub(crate) fn sgd_multi_cases(d: DType) -> Vec<Case> {
+    [(0.0, false), (0.9, false), (0.9, true)]
+        .into_iter()
+        .enumerate()
+        .map(|(k, (momentum, nesterov))| {
+            let seed = 2100 + 10 * k as u64;
+            let what = format!(
+                "4 parameters {OPTIMIZER_NAMES}, 3 steps, momentum {momentum}{}",
+                if nesterov { ", Nesterov" } else { "" }
+            );
+            case(what, Family::Elementwise, move |dev| {
+                use crate::optim::{Sgd, SgdOptions};
+                let opts = SgdOptions {
+                    momentum,
+                    dampening: if momentum != 0.0 && !nesterov {
+                        0.1
+                    } else {
+                        0.0
+                    },
+                    nesterov,
+                    weight_decay: 0.01,
+                    ..SgdOptions::new(0.05)
+                };
+                multi_optimizer_run(dev, 3, d, seed, &|ps| Ok(Box::new(Sgd::new(ps, opts)?)))
+            })
+        })
+        .collect()
+}
+
+/// [`OPTIMIZER_SHAPES`] in a case name.
+const OPTIMIZER_NAMES: &str = "[7], [64, 33], [131075], [16, 9] (transposed gradient)";
+
 pub(crate) fn adamw_cases(d: DType) -> Vec<Case> {
     let weight_decay = [0.0, 0.01, 0.1, 0.01];
     OPTIMIZER_SHAPES
