@@ -321,7 +321,9 @@ unsafe fn dispatch(ctx: &mut device::Ctx<'_>, device: u32, call: &OpCall<'_>) ->
             }
             IndexSelect | IndexAdd => indexing::execute(ctx, device, call),
             CrossEntropy | CrossEntropyBackward => loss::execute(ctx, device, call),
-            AdamwStep | SgdStep => optim::execute(ctx, device, call),
+            AdamwStep | SgdStep | AdamwStepMulti | SgdStepMulti => {
+                optim::execute(ctx, device, call)
+            }
             _ => elementwise::execute(ctx, device, call),
         }
     }

@@ -1,6 +1,8 @@
-// adamw_step and (below) sgd_step, as backend-cpu/src/optim.rs: one AdamW update of one
-// parameter in one pass, p, m, v contiguous and updated in place, g
-// contiguous (the host copies a strided g first). The scalars come from the
+// adamw_step, sgd_step and their _multi forms, as backend-cpu/src/optim.rs:
+// one launch updates up to SR_MULTI_MAX parameters (blockIdx.y picks the
+// parameter, the x dimension strides over its elements), each in one pass,
+// p, m, v (SGD: buf) contiguous and updated in place, g contiguous (the
+// host copies a strided g first). The scalars come from the
 // host already rounded to the dtype, and the per-element operations are
 // the CPU's, in the CPU's order (no fused multiply-add: __fmul_rn and
 // __fadd_rn keep NVRTC from contracting), so both give the same bits.
@@ -26,16 +28,38 @@ __device__ void adamw(T* p, T* m, T* v, const T* g, i64 n, T b1, T c1, T b2, T c
     }
 }
 
-extern "C" __global__ void adamw_f32(float* p, float* m, float* v, const float* g, i64 n, float b1,
-                                     float c1, float b2, float c2, float inv_sqrt_bc2, float eps,
-                                     float decay, float step) {
-    adamw<float>(p, m, v, g, n, b1, c1, b2, c2, inv_sqrt_bc2, eps, decay, step);
+// Up to SR_MULTI_MAX parameters of one launch (backend-cuda/src/optim.rs,
+// struct Multi): their p, m, v (SGD: buf; entries a kernel does not touch
+// repeat p), contiguous g and lengths.
+#define SR_MULTI_MAX 32
+template <typename T> struct SrMulti {
+    T* p[SR_MULTI_MAX];
+    T* m[SR_MULTI_MAX];
+    T* v[SR_MULTI_MAX];
+    const T* g[SR_MULTI_MAX];
+    i64 n[SR_MULTI_MAX];
+    int count;
+    int reserved;
+};
+typedef SrMulti<float> SrMultiF32;
+typedef SrMulti<double> SrMultiF64;
+
+extern "C" __global__ void adamw_multi_f32(SrMultiF32 t, float b1, float c1, float b2, float c2,
+                                           float inv_sqrt_bc2, float eps, float decay,
+                                           float step) {
+    int k = blockIdx.y;
+    if (k >= t.count) return;
+    adamw<float>(t.p[k], t.m[k], t.v[k], t.g[k], t.n[k], b1, c1, b2, c2, inv_sqrt_bc2, eps, decay,
+                 step);
 }
 
-extern "C" __global__ void adamw_f64(double* p, double* m, double* v, const double* g, i64 n,
-                                     double b1, double c1, double b2, double c2,
-                                     double inv_sqrt_bc2, double eps, double decay, double step) {
-    adamw<double>(p, m, v, g, n, b1, c1, b2, c2, inv_sqrt_bc2, eps, decay, step);
+extern "C" __global__ void adamw_multi_f64(SrMultiF64 t, double b1, double c1, double b2,
+                                           double c2, double inv_sqrt_bc2, double eps,
+                                           double decay, double step) {
+    int k = blockIdx.y;
+    if (k >= t.count) return;
+    adamw<double>(t.p[k], t.m[k], t.v[k], t.g[k], t.n[k], b1, c1, b2, c2, inv_sqrt_bc2, eps,
+                  decay, step);
 }
 
 // sgd_step, as backend-cpu/src/optim.rs: d = g + p wd (when wd != 0);
@@ -57,12 +81,16 @@ __device__ void sgd(T* p, T* buf, const T* g, i64 n, T wd, T momentum, T one_min
     }
 }
 
-extern "C" __global__ void sgd_f32(float* p, float* buf, const float* g, i64 n, float wd,
-                                   float momentum, float one_minus_damp, float lr, int flags) {
-    sgd<float>(p, buf, g, n, wd, momentum, one_minus_damp, lr, flags);
+extern "C" __global__ void sgd_multi_f32(SrMultiF32 t, float wd, float momentum,
+                                         float one_minus_damp, float lr, int flags) {
+    int k = blockIdx.y;
+    if (k >= t.count) return;
+    sgd<float>(t.p[k], t.m[k], t.g[k], t.n[k], wd, momentum, one_minus_damp, lr, flags);
 }
 
-extern "C" __global__ void sgd_f64(double* p, double* buf, const double* g, i64 n, double wd,
-                                   double momentum, double one_minus_damp, double lr, int flags) {
-    sgd<double>(p, buf, g, n, wd, momentum, one_minus_damp, lr, flags);
+extern "C" __global__ void sgd_multi_f64(SrMultiF64 t, double wd, double momentum,
+                                         double one_minus_damp, double lr, int flags) {
+    int k = blockIdx.y;
+    if (k >= t.count) return;
+    sgd<double>(t.p[k], t.m[k], t.g[k], t.n[k], wd, momentum, one_minus_damp, lr, flags);
 }

@@ -299,6 +299,10 @@ const OPTIMIZER_SHAPES: [(&[usize], usize, bool); 4] = [
     (&[16, 9], 3, true),
 ];
 
+/// Builds an optimizer over named parameters.
+type MakeOptimizer<'a> =
+    dyn Fn(Vec<(String, Tensor)>) -> crate::Result<Box<dyn crate::optim::Optimizer>> + 'a;
+
 /// Runs `steps` optimizer steps of one optimizer over a parameter of each
 /// of [`OPTIMIZER_SHAPES`] at once (the multi-tensor ops), each with its
 /// loss as in [`optimizer_run`]; the parameters after them.
@@ -307,7 +311,7 @@ fn multi_optimizer_run(
     steps: usize,
     d: DType,
     seed: u64,
-    make: &dyn Fn(Vec<(String, Tensor)>) -> crate::Result<Box<dyn crate::optim::Optimizer>>,
+    make: &MakeOptimizer<'_>,
 ) -> Res<Vec<Out>> {
     let mut ps = Vec::new();
     for (k, (shape, _, _)) in OPTIMIZER_SHAPES.into_iter().enumerate() {
@@ -349,7 +353,7 @@ fn multi_optimizer_run(
     Ok(ps
         .iter()
         .enumerate()
-        .map(|(k, p)| out(&format!("p{k}"), p.detach()))
+        .map(|(k, p)| out(format!("p{k}"), p.detach()))
         .collect())
 }
 
