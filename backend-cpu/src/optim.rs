@@ -66,10 +66,10 @@ pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
         check_arity(op.name(), ins, outs, 1, per)?;
     }
     let dtype = dtype_of(op, "g", &call.inputs[0])?;
-    // SAFETY (both arms): forwarded from the caller.
     match call.params {
         Params::AdamW(p) if adam => {
             p.check()?;
+            // SAFETY: forwarded from the caller.
             unsafe {
                 match dtype {
                     DType::F32 => adamw::<f32>(call, &p),
@@ -80,6 +80,7 @@ pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
         }
         Params::Sgd(p) if !adam => {
             p.check()?;
+            // SAFETY: forwarded from the caller.
             unsafe {
                 match dtype {
                     DType::F32 => sgd::<f32>(call, &p),
@@ -242,17 +243,18 @@ unsafe fn sgd<T: Float>(call: &OpCall<'_>, params: &SgdParams) -> Result<()> {
         nesterov: params.nesterov == 1,
         first: params.first_step == 1,
     };
+    let k = Kernels::<T>::for_tier(crate::isa::tier());
     jobs.run(|ptrs, start, len| {
         // SAFETY: chunk `[start, start + len)` of one parameter's tensors,
         // disjoint from the other chunks; p and buf overlap nothing else;
-        // buf is only touched with momentum.
+        // buf is only touched with momentum; `k` is for this CPU's tier.
         unsafe {
             let p = std::slice::from_raw_parts_mut(ptrs.p.add(start), len);
             let g = std::slice::from_raw_parts(ptrs.g.add(start), len);
             let buf = c
                 .with_momentum
                 .then(|| std::slice::from_raw_parts_mut(ptrs.m.add(start), len));
-            sgd_update(p, buf, g, &c)
+            (k.sgd)(p, buf, g, &c)
         }
     });
     Ok(())
@@ -270,6 +272,7 @@ struct SgdConsts<T> {
 }
 
 /// The SGD update over one chunk, in the core's composite order.
+#[inline(always)]
 fn sgd_update<T: Float>(p: &mut [T], buf: Option<&mut [T]>, g: &[T], c: &SgdConsts<T>) {
     let step = |p: &mut T, g: T, b: Option<&mut T>| {
         let d = if c.decay { g + *p * c.wd } else { g };
@@ -335,12 +338,13 @@ unsafe fn adamw<T: Float>(call: &OpCall<'_>, params: &AdamWParams) -> Result<()>
     // SAFETY: forwarded from the caller.
     let jobs = unsafe { jobs::<T>(call, &["p", "m", "v"], 3) }?;
     let c = Consts::<T>::new(params);
+    let k = Kernels::<T>::for_tier(crate::isa::tier());
     jobs.run(|ptrs, start, len| {
         // SAFETY: chunk `[start, start + len)` of one parameter's tensors,
         // inside them, disjoint from every other chunk, and p, m, v, g
-        // overlap nothing else (checked).
+        // overlap nothing else (checked); `k` is for this CPU's tier.
         unsafe {
-            update(
+            (k.adamw)(
                 std::slice::from_raw_parts_mut(ptrs.p.add(start), len),
                 std::slice::from_raw_parts_mut(ptrs.m.add(start), len),
                 std::slice::from_raw_parts_mut(ptrs.v.add(start), len),
@@ -380,6 +384,7 @@ impl<T: Float> Consts<T> {
 }
 
 /// The update over one chunk.
+#[inline(always)]
 fn update<T: Float>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: &Consts<T>) {
     for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
         let mi = *m * c.b1 + g * c.one_minus_b1;
@@ -388,6 +393,86 @@ fn update<T: Float>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: &Consts<T
         *v = vi;
         let denom = vi.sqrt() * c.inv_sqrt_bc2 + c.eps;
         *p = *p * c.decay - (mi / denom) * c.step;
+    }
+}
+
+/// [`update`] and [`sgd_update`] compiled for one tier: the same
+/// operations in the same order (Rust never fuses a multiply and an add by
+/// itself, and square root and division are correctly rounded at every
+/// width), so the same bits on every tier, only wider vectors.
+#[derive(Clone, Copy)]
+struct Kernels<T: 'static> {
+    adamw: unsafe fn(&mut [T], &mut [T], &mut [T], &[T], &Consts<T>),
+    sgd: unsafe fn(&mut [T], Option<&mut [T]>, &[T], &SgdConsts<T>),
+}
+
+#[cfg(target_arch = "x86_64")]
+mod tiers {
+    use super::{sgd_update, update, Consts, Float, SgdConsts};
+
+    macro_rules! tier {
+        ($feat:literal, $adamw:ident, $sgd:ident) => {
+            #[doc = concat!("`update` compiled for `", $feat, "`.")]
+            ///
+            /// # Safety
+            /// The CPU supports the features named above.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $adamw<T: Float>(
+                p: &mut [T],
+                m: &mut [T],
+                v: &mut [T],
+                g: &[T],
+                c: &Consts<T>,
+            ) {
+                update(p, m, v, g, c)
+            }
+
+            #[doc = concat!("`sgd_update` compiled for `", $feat, "`.")]
+            ///
+            /// # Safety
+            /// The CPU supports the features named above.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $sgd<T: Float>(
+                p: &mut [T],
+                buf: Option<&mut [T]>,
+                g: &[T],
+                c: &SgdConsts<T>,
+            ) {
+                sgd_update(p, buf, g, c)
+            }
+        };
+    }
+    tier!("avx2", avx2_adamw, avx2_sgd);
+    tier!("avx512f", avx512_adamw, avx512_sgd);
+}
+
+impl<T: Float> Kernels<T> {
+    /// The kernels for tier `isa` (the baseline build's below AVX2).
+    fn for_tier(isa: crate::isa::Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::isa::Isa;
+            match isa {
+                Isa::Avx512 => {
+                    return Kernels {
+                        adamw: tiers::avx512_adamw::<T>,
+                        sgd: tiers::avx512_sgd::<T>,
+                    }
+                }
+                Isa::Avx2 => {
+                    return Kernels {
+                        adamw: tiers::avx2_adamw::<T>,
+                        sgd: tiers::avx2_sgd::<T>,
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = isa;
+        Kernels {
+            adamw: |p, m, v, g, c| update(p, m, v, g, c),
+            sgd: |p, b, g, c| sgd_update(p, b, g, c),
+        }
     }
 }
 
@@ -741,5 +826,59 @@ mod tests {
         run(op, a, &[&g0, &g1], &[&p0, &m0, &v0, &p1, &m1, &v1]).unwrap();
         assert!(p0.read::<f32>().iter().all(|&x| x < 0.5));
         assert_eq!(p0.read::<f32>(), p1.read::<f32>());
+    }
+
+    /// Every tier's kernels give the portable kernels' bits (odd lengths
+    /// for the vector tails, both dtypes' f32 here, every SGD mode).
+    #[test]
+    fn tiers_give_the_same_bits() {
+        use crate::isa::{available_tiers, Isa};
+        let n = 1003;
+        let g = f32s(&values(n, 5));
+        let c = Consts::<f32>::new(&params(3));
+        let run_adam = |isa: Isa| {
+            let k = Kernels::<f32>::for_tier(isa);
+            let (mut p, mut m, mut v) = (
+                f32s(&values(n, 1)),
+                f32s(&values(n, 2)),
+                f32s(&values(n, 3)),
+            );
+            v.iter_mut().for_each(|x| *x = x.abs());
+            // SAFETY: `available_tiers` lists tiers this CPU runs.
+            unsafe { (k.adamw)(&mut p, &mut m, &mut v, &g, &c) };
+            [p, m, v].map(|t| t.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        let run_sgd = |isa: Isa, momentum: bool, nesterov: bool, first: bool| {
+            let k = Kernels::<f32>::for_tier(isa);
+            let c = SgdConsts::<f32> {
+                wd: 0.01,
+                momentum: 0.9,
+                one_minus_damp: 0.75,
+                lr: 0.1,
+                decay: true,
+                with_momentum: momentum,
+                nesterov,
+                first,
+            };
+            let (mut p, mut b) = (f32s(&values(n, 1)), f32s(&values(n, 2)));
+            // SAFETY: as above.
+            unsafe { (k.sgd)(&mut p, momentum.then_some(&mut b[..]), &g, &c) };
+            [p, b].map(|t| t.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        let want = run_adam(Isa::Portable);
+        for t in available_tiers() {
+            assert!(run_adam(t) == want, "adamw, tier {t}");
+            for (m, nv, f) in [
+                (false, false, false),
+                (true, false, true),
+                (true, false, false),
+                (true, true, false),
+            ] {
+                assert!(
+                    run_sgd(t, m, nv, f) == run_sgd(Isa::Portable, m, nv, f),
+                    "sgd {m} {nv} {f}, tier {t}"
+                );
+            }
+        }
     }
 }
