@@ -396,14 +396,20 @@ fn update<T: Float>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], c: &Consts<T
     }
 }
 
+/// [`update`]'s signature: `(p, m, v, g, consts)`.
+type AdamwKernel<T> = unsafe fn(&mut [T], &mut [T], &mut [T], &[T], &Consts<T>);
+
+/// [`sgd_update`]'s signature: `(p, buf, g, consts)`.
+type SgdKernel<T> = unsafe fn(&mut [T], Option<&mut [T]>, &[T], &SgdConsts<T>);
+
 /// [`update`] and [`sgd_update`] compiled for one tier: the same
 /// operations in the same order (Rust never fuses a multiply and an add by
 /// itself, and square root and division are correctly rounded at every
 /// width), so the same bits on every tier, only wider vectors.
 #[derive(Clone, Copy)]
 struct Kernels<T: 'static> {
-    adamw: unsafe fn(&mut [T], &mut [T], &mut [T], &[T], &Consts<T>),
-    sgd: unsafe fn(&mut [T], Option<&mut [T]>, &[T], &SgdConsts<T>),
+    adamw: AdamwKernel<T>,
+    sgd: SgdKernel<T>,
 }
 
 #[cfg(target_arch = "x86_64")]
