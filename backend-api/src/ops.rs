@@ -260,6 +260,19 @@ impl OpId {
         matches!(self, OpId::IndexAdd | OpId::Fill)
     }
 
+    /// For the four optimizer-step ops, `(adamw, multi)`: AdamW (three
+    /// outputs per parameter) or SGD (two), and the multi-tensor form or
+    /// the one-parameter op; `None` for every other op.
+    pub const fn optimizer_step(self) -> Option<(bool, bool)> {
+        match self {
+            OpId::AdamwStep => Some((true, false)),
+            OpId::AdamwStepMulti => Some((true, true)),
+            OpId::SgdStep => Some((false, false)),
+            OpId::SgdStepMulti => Some((false, true)),
+            _ => None,
+        }
+    }
+
     /// True for the six comparisons (`eq` to `ge`).
     pub const fn is_comparison(self) -> bool {
         (self as u32) >= OpId::Eq as u32 && (self as u32) <= OpId::Ge as u32

@@ -47,16 +47,10 @@ pub(crate) fn supported() -> Vec<SrOpSupport> {
 /// As [`sunrise_backend_api::Backend::execute`].
 pub(crate) unsafe fn execute(call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
-    let (adam, multi) = match op {
-        OpId::AdamwStep => (true, false),
-        OpId::AdamwStepMulti => (true, true),
-        OpId::SgdStep => (false, false),
-        OpId::SgdStepMulti => (false, true),
-        _ => {
-            return Err(BackendError::unsupported(format!(
-                "cpu optim: {op} is not an optimizer op"
-            )))
-        }
+    let Some((adam, multi)) = op.optimizer_step() else {
+        return Err(BackendError::unsupported(format!(
+            "cpu optim: {op} is not an optimizer op"
+        )));
     };
     let per = if adam { 3 } else { 2 };
     let (ins, outs) = (call.inputs.len(), call.outputs.len());

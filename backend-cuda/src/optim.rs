@@ -90,16 +90,10 @@ struct Param<'a> {
 /// As [`sunrise_backend_api::Backend::execute`].
 pub(crate) unsafe fn execute(ctx: &mut Ctx<'_>, device: u32, call: &OpCall<'_>) -> Result<()> {
     let op = call.op;
-    let (adam, multi) = match op {
-        OpId::AdamwStep => (true, false),
-        OpId::AdamwStepMulti => (true, true),
-        OpId::SgdStep => (false, false),
-        OpId::SgdStepMulti => (false, true),
-        _ => {
-            return Err(BackendError::unsupported(format!(
-                "cuda optim: {op} is not in this family"
-            )))
-        }
+    let Some((adam, multi)) = op.optimizer_step() else {
+        return Err(BackendError::unsupported(format!(
+            "cuda optim: {op} is not in this family"
+        )));
     };
     let per = if adam { 3 } else { 2 };
     if multi {
