@@ -1,0 +1,297 @@
+//! Network ONNX ops: Conv (1-D and 2-D), Gemm, MatMul, BatchNormalization
+//! (inference), pooling, Softmax/LogSoftmax and LayerNormalization.
+
+use sunrise::{Conv2dOptions, DType, Pool2dOptions, Tensor};
+
+use super::{one, widen_u8, wrap_u8, Ctx};
+use crate::error::Result;
+
+/// Runs `op` when it belongs to this family.
+pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
+    Some(match op {
+        "Conv" => conv(c).and_then(one),
+        "Gemm" => gemm(c).and_then(one),
+        "MatMul" => (|| Ok(c.input(0)?.matmul(c.input(1)?)?))().and_then(one),
+        "BatchNormalization" => batch_norm(c).and_then(one),
+        "MaxPool" | "AveragePool" => pool(op, c).and_then(one),
+        "GlobalAveragePool" | "GlobalMaxPool" => global_pool(op, c).and_then(one),
+        "Softmax" | "LogSoftmax" => softmax(op, c).and_then(one),
+        "LayerNormalization" => layer_norm(c).and_then(one),
+        _ => return None,
+    })
+}
+
+/// Spatial geometry of a conv or pool node over `spatial` dims of extent
+/// `input`: kernel, strides, dilations and symmetric pads (auto_pad
+/// resolved).
+struct Window {
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    pads: Vec<usize>,
+}
+
+fn window(c: &Ctx<'_>, input: &[usize], kernel: Option<Vec<usize>>) -> Result<Window> {
+    let k = input.len();
+    let kernel = match kernel {
+        Some(kk) => kk,
+        None => {
+            usize_list(c, "kernel_shape")?.ok_or_else(|| c.invalid("kernel_shape is required"))?
+        }
+    };
+    let strides = usize_list(c, "strides")?.unwrap_or_else(|| vec![1; k]);
+    let dilations = usize_list(c, "dilations")?.unwrap_or_else(|| vec![1; k]);
+    if kernel.len() != k || strides.len() != k || dilations.len() != k {
+        return Err(c.invalid(format!(
+            "kernel, strides and dilations must have {k} entries"
+        )));
+    }
+    if strides.contains(&0) || dilations.contains(&0) {
+        return Err(c.invalid("strides and dilations must be positive"));
+    }
+    let auto = c
+        .attrs
+        .string("auto_pad")?
+        .unwrap_or_else(|| "NOTSET".into());
+    let raw: Vec<usize> = match auto.as_str() {
+        "NOTSET" => usize_list(c, "pads")?.unwrap_or_else(|| vec![0; 2 * k]),
+        "VALID" => vec![0; 2 * k],
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let mut p = vec![0; 2 * k];
+            for i in 0..k {
+                let out = input[i].div_ceil(strides[i]);
+                let span = dilations[i] * (kernel[i] - 1) + 1;
+                let total = ((out - 1) * strides[i] + span).saturating_sub(input[i]);
+                let (small, big) = (total / 2, total - total / 2);
+                (p[i], p[i + k]) = if auto == "SAME_UPPER" {
+                    (small, big)
+                } else {
+                    (big, small)
+                };
+            }
+            p
+        }
+        other => return Err(c.attrs.unsupported("auto_pad", format!("{other:?}"))),
+    };
+    if raw.len() != 2 * k {
+        return Err(c.invalid(format!("pads must have {} entries", 2 * k)));
+    }
+    if (0..k).any(|i| raw[i] != raw[i + k]) {
+        return Err(c
+            .attrs
+            .unsupported("pads", format!("asymmetric padding {raw:?}")));
+    }
+    Ok(Window {
+        kernel,
+        strides,
+        dilations,
+        pads: raw[..k].to_vec(),
+    })
+}
+
+fn usize_list(c: &Ctx<'_>, name: &str) -> Result<Option<Vec<usize>>> {
+    c.attrs
+        .ints(name)?
+        .map(|v| {
+            v.iter()
+                .map(|&x| usize::try_from(x).map_err(|_| c.invalid(format!("{name} {v:?}"))))
+                .collect()
+        })
+        .transpose()
+}
+
+/// `x` with a unit H inserted when it is 1-D spatial (`[N, C, W]`), so the
+/// 2-D kernels serve; `None` when it is neither 1-D nor 2-D.
+fn as_2d(x: &Tensor) -> Option<(Tensor, bool)> {
+    match x.rank() {
+        3 => x.unsqueeze(2).ok().map(|t| (t, true)),
+        4 => Some((x.clone(), false)),
+        _ => None,
+    }
+}
+
+/// Pads a 1-D window's lists to 2-D (unit H first).
+fn pair(v: &[usize], one_d: bool, fill: usize) -> [usize; 2] {
+    if one_d {
+        [fill, v[0]]
+    } else {
+        [v[0], v[1]]
+    }
+}
+
+fn conv(c: &Ctx<'_>) -> Result<Tensor> {
+    let (x, w) = (c.input(0)?, c.input(1)?);
+    let Some((x4, one_d)) = as_2d(x) else {
+        return Err(c.unsupported(format!(
+            "Conv on rank {} input (1-D and 2-D only)",
+            x.rank()
+        )));
+    };
+    let w4 = if one_d { w.unsqueeze(2)? } else { w.clone() };
+    let spatial = &x.shape()[2..];
+    let kernel = w.shape().get(2..).map(<[usize]>::to_vec);
+    let win = window(c, spatial, kernel)?;
+    let groups = c.attrs.int_or("group", 1)?;
+    let opts = Conv2dOptions {
+        stride: pair(&win.strides, one_d, 1),
+        padding: pair(&win.pads, one_d, 0),
+        dilation: pair(&win.dilations, one_d, 1),
+        groups: usize::try_from(groups).map_err(|_| c.invalid(format!("group {groups}")))?,
+    };
+    let y = x4.conv2d(&w4, c.opt(2), &opts)?;
+    Ok(if one_d { y.squeeze(2)? } else { y })
+}
+
+fn gemm(c: &Ctx<'_>) -> Result<Tensor> {
+    let (mut a, mut b) = (c.input(0)?.clone(), c.input(1)?.clone());
+    if a.rank() != 2 || b.rank() != 2 {
+        return Err(c.invalid(format!(
+            "A {:?} and B {:?} must be matrices",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    if c.attrs.int_or("transA", 0)? != 0 {
+        a = a.t()?;
+    }
+    if c.attrs.int_or("transB", 0)? != 0 {
+        b = b.t()?;
+    }
+    let (alpha, beta) = (
+        c.attrs.float_or("alpha", 1.0)?,
+        c.attrs.float_or("beta", 1.0)?,
+    );
+    let mut y = a.matmul(&b)?;
+    if alpha != 1.0 {
+        y = y.mul_scalar(alpha.into())?;
+    }
+    if let Some(bias) = c.opt(2) {
+        let bias = if beta != 1.0 {
+            bias.mul_scalar(beta.into())?
+        } else {
+            bias.clone()
+        };
+        y = y.add(&bias)?;
+    }
+    Ok(y)
+}
+
+fn batch_norm(c: &Ctx<'_>) -> Result<Tensor> {
+    if c.attrs.int_or("training_mode", 0)? != 0
+        || (c.opset < 9 && c.attrs.int_or("is_test", 1)? == 0)
+    {
+        return Err(c.unsupported("BatchNormalization in training mode (inference only)"));
+    }
+    let x = c.input(0)?;
+    let (scale, bias, mean, var) = (c.input(1)?, c.input(2)?, c.input(3)?, c.input(4)?);
+    let eps = c.attrs.float_or("epsilon", 1e-5)?;
+    if x.rank() < 2 {
+        return Err(c.invalid(format!("input of rank {}", x.rank())));
+    }
+    Ok(x.batch_norm_infer(scale, bias, mean, var, eps.into())?)
+}
+
+fn pool(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
+    let x = c.input(0)?;
+    if c.outputs > 1 {
+        return Err(c.unsupported("MaxPool's Indices output"));
+    }
+    let Some((x4, one_d)) = as_2d(x) else {
+        return Err(c.unsupported(format!(
+            "{op} on rank {} input (1-D and 2-D only)",
+            x.rank()
+        )));
+    };
+    if c.attrs.int_or("ceil_mode", 0)? != 0 {
+        return Err(c.attrs.unsupported("ceil_mode", "1 (floor only)"));
+    }
+    let win = window(c, &x.shape()[2..], None)?;
+    if win.dilations.iter().any(|&d| d != 1) {
+        return Err(c
+            .attrs
+            .unsupported("dilations", format!("{:?}", win.dilations)));
+    }
+    if (0..win.pads.len()).any(|i| 2 * win.pads[i] > win.kernel[i]) {
+        return Err(c.attrs.unsupported(
+            "pads",
+            format!("{:?}: more than half the window {:?}", win.pads, win.kernel),
+        ));
+    }
+    let opts = Pool2dOptions {
+        kernel: pair(&win.kernel, one_d, 1),
+        stride: pair(&win.strides, one_d, 1),
+        padding: pair(&win.pads, one_d, 0),
+        count_include_pad: c.attrs.int_or("count_include_pad", 0)? != 0,
+    };
+    let y = match (op, x.dtype()) {
+        // Integer maxima are exact through f64 (u8) or refused (i64 beyond
+        // 2^53 would round).
+        ("MaxPool", DType::U8) => {
+            let wide = widen_u8(&x4)?.cast(DType::F64)?.max_pool2d(&opts)?;
+            wrap_u8(&wide.cast(DType::I64)?)?
+        }
+        ("MaxPool", _) => x4.max_pool2d(&opts)?,
+        _ => x4.avg_pool2d(&opts)?,
+    };
+    Ok(if one_d { y.squeeze(2)? } else { y })
+}
+
+fn global_pool(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
+    let x = c.input(0)?;
+    if x.rank() < 3 {
+        return Err(c.invalid(format!("input of rank {}", x.rank())));
+    }
+    if op == "GlobalAveragePool" && x.rank() == 4 {
+        let y = x.global_avg_pool2d()?;
+        return Ok(y.reshape(&[x.shape()[0], x.shape()[1], 1, 1])?);
+    }
+    let axes: Vec<isize> = (2..x.rank() as isize).collect();
+    Ok(if op == "GlobalMaxPool" {
+        x.max(&axes, true)?
+    } else {
+        x.mean(&axes, true)?
+    })
+}
+
+fn softmax(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
+    let x = c.input(0)?;
+    let r = x.rank();
+    let log = op == "LogSoftmax";
+    let f = |t: &Tensor, axis: isize| -> Result<Tensor> {
+        Ok(if log {
+            t.log_softmax(axis)?
+        } else {
+            t.softmax(axis)?
+        })
+    };
+    if c.opset >= 13 {
+        let a = c.axis(c.attrs.int_or("axis", -1)?, r)?;
+        return f(x, a as isize);
+    }
+    // Before opset 13: the input is seen as 2-D, [prod(..axis), prod(axis..)].
+    let a = c.axis(c.attrs.int_or("axis", 1)?, r)?;
+    let outer: usize = x.shape()[..a].iter().product();
+    let inner: usize = x.shape()[a..].iter().product();
+    let y = f(&x.reshape(&[outer, inner])?, 1)?;
+    Ok(y.reshape(x.shape())?)
+}
+
+fn layer_norm(c: &Ctx<'_>) -> Result<Tensor> {
+    let x = c.input(0)?;
+    if c.outputs > 1 {
+        return Err(c.unsupported("LayerNormalization's Mean and InvStdDev outputs"));
+    }
+    let a = c.axis(c.attrs.int_or("axis", -1)?, x.rank())?;
+    let eps = c.attrs.float_or("epsilon", 1e-5)?;
+    let norm = &x.shape()[a..];
+    let full = |t: &Tensor| -> Result<Tensor> { Ok(t.broadcast_to(norm)?.contiguous()?) };
+    let scale = full(c.input(1)?)?;
+    let bias = match c.opt(2) {
+        Some(b) => full(b)?,
+        None => Tensor::zeros(norm, x.dtype(), c.device)?,
+    };
+    if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
+        return Err(c.invalid(format!("dtype {}", x.dtype())));
+    }
+    Ok(x.layer_norm(&scale, &bias, eps.into())?.y)
+}

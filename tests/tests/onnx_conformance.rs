@@ -1,0 +1,251 @@
+//! The ONNX backend test suite, as the `onnx` wheel ships it
+//! (`onnx/backend/test/data`: `node`, `simple`, `pytorch-converted`,
+//! `pytorch-operator`, `light`), run through `sunrise_onnx` on the CPU.
+//!
+//! Each case is a `model.onnx` with `test_data_set_*/input_*.pb` and
+//! `output_*.pb`. A case is skipped when its model uses an op outside
+//! [`sunrise_onnx::SUPPORTED_OPS`], or when loading or running it stops at
+//! a typed [`sunrise_onnx::Error::Unsupported`] (an attribute value, a
+//! dtype the core lacks), with the reason printed; every other case must
+//! load, run and match the expected outputs (|got - want| <= 1e-5 + 1e-3
+//! |want|, NaN equal to NaN), or the test fails.
+//!
+//! The data comes from `scripts/setup-onnx-tests.sh` (under
+//! `target/onnx-data`) or `$SUNRISE_ONNX_DATA`; without it the test says so
+//! and passes, unless `SUNRISE_REQUIRE_ONNX_DATA=1` (CI) makes a missing
+//! suite a failure. The summary is printed and written to
+//! `target/onnx-conformance.txt`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use sunrise::{DType, Device, Tensor};
+use sunrise_onnx::proto::{ModelProto, TensorProto};
+use sunrise_onnx::{Error, Model};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn data_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("SUNRISE_ONNX_DATA") {
+        return Some(PathBuf::from(d));
+    }
+    let d = workspace().join("target/onnx-data/onnx/backend/test/data");
+    d.is_dir().then_some(d)
+}
+
+enum Outcome {
+    Pass,
+    Skip(String),
+    Fail(String),
+}
+
+fn read_tensor(path: &Path) -> Result<Tensor, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t =
+        TensorProto::decode(bytes.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
+    sunrise_onnx::from_proto(&t, None, &Device::cpu()).map_err(|e| e.to_string())
+}
+
+fn as_f64(t: &Tensor) -> Result<Vec<f64>, String> {
+    let e = |e: sunrise::Error| e.to_string();
+    Ok(match t.dtype() {
+        DType::F32 => t
+            .to_vec::<f32>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        DType::F64 => t.to_vec::<f64>().map_err(e)?,
+        DType::I64 => t
+            .to_vec::<i64>()
+            .map_err(e)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        DType::U8 => t
+            .to_vec::<u8>()
+            .map_err(e)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+    })
+}
+
+fn compare(name: &str, got: &Tensor, want: &Tensor) -> Result<(), String> {
+    if got.shape() != want.shape() {
+        return Err(format!(
+            "{name}: shape {:?}, want {:?}",
+            got.shape(),
+            want.shape()
+        ));
+    }
+    let (g, w) = (as_f64(got)?, as_f64(want)?);
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-5 + 1e-3 * b.abs();
+        if !ok {
+            return Err(format!("{name}[{i}]: {a}, want {b}"));
+        }
+    }
+    Ok(())
+}
+
+fn classify(e: Error) -> Outcome {
+    match e {
+        Error::Unsupported { .. } => Outcome::Skip(e.to_string()),
+        e => Outcome::Fail(e.to_string()),
+    }
+}
+
+/// Runs the case in `dir` (`model.onnx` and its data sets).
+fn case(dir: &Path, ops: &mut Vec<String>) -> Outcome {
+    let path = dir.join("model.onnx");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Outcome::Fail(format!("cannot read {}", path.display()));
+    };
+    if let Ok(m) = ModelProto::decode(bytes.as_slice()) {
+        if let Some(g) = &m.graph {
+            ops.extend(g.node.iter().map(|n| n.op_type().to_string()));
+        }
+        ops.sort();
+        ops.dedup();
+        let missing: Vec<&String> = ops
+            .iter()
+            .filter(|o| !sunrise_onnx::SUPPORTED_OPS.contains(&o.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            return Outcome::Skip(format!("ops not implemented: {missing:?}"));
+        }
+    }
+    let model = match Model::load(&path) {
+        Ok(m) => m,
+        Err(e) => return classify(e),
+    };
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    sets.sort();
+    for set in sets {
+        let mut inputs = Vec::new();
+        for (i, decl) in model.inputs().iter().enumerate() {
+            match read_tensor(&set.join(format!("input_{i}.pb"))) {
+                Ok(t) => inputs.push((decl.name.as_str(), t)),
+                Err(e) => return Outcome::Skip(format!("input {i}: {e}")),
+            }
+        }
+        let outs = match model.run(&inputs) {
+            Ok(o) => o,
+            Err(e) => return classify(e),
+        };
+        for (i, (name, got)) in outs.iter().enumerate() {
+            let p = set.join(format!("output_{i}.pb"));
+            if !p.exists() {
+                continue;
+            }
+            let want = match read_tensor(&p) {
+                Ok(t) => t,
+                Err(e) => return Outcome::Skip(format!("expected output {i}: {e}")),
+            };
+            if let Err(e) = compare(name, got, &want) {
+                return Outcome::Fail(e);
+            }
+        }
+    }
+    Outcome::Pass
+}
+
+#[test]
+fn onnx_backend_test_suite() {
+    let Some(data) = data_dir() else {
+        let msg =
+            "ONNX test data not found: run scripts/setup-onnx-tests.sh (or set SUNRISE_ONNX_DATA)";
+        assert!(
+            std::env::var("SUNRISE_REQUIRE_ONNX_DATA").as_deref() != Ok("1"),
+            "{msg}"
+        );
+        println!("skipped: {msg}");
+        return;
+    };
+    let mut by_op: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    let mut totals: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut skips = Vec::new();
+    for suite in ["node", "simple", "pytorch-converted", "pytorch-operator"] {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(data.join(suite))
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(!dirs.is_empty(), "{}: no cases", data.join(suite).display());
+        for dir in dirs {
+            let name = format!("{suite}/{}", dir.file_name().unwrap().to_string_lossy());
+            let mut ops = Vec::new();
+            let outcome = case(&dir, &mut ops);
+            let slot = match &outcome {
+                Outcome::Pass => 0,
+                Outcome::Skip(r) => {
+                    skips.push(format!("{name}: {r}"));
+                    2
+                }
+                Outcome::Fail(r) => {
+                    failures.push(format!("{name}: {r}"));
+                    1
+                }
+            };
+            totals.entry(suite).or_default()[slot] += 1;
+            for op in ops {
+                by_op.entry(op).or_default()[slot] += 1;
+            }
+        }
+    }
+    let mut report = String::from("ONNX backend test suite (onnx 1.19.1 data) on the CPU\n");
+    report += &format!(
+        "{:<28} {:>6} {:>6} {:>6}\n",
+        "op (cases using it)", "pass", "fail", "skip"
+    );
+    for (op, [p, f, s]) in &by_op {
+        if sunrise_onnx::SUPPORTED_OPS.contains(&op.as_str()) {
+            report += &format!("{op:<28} {p:>6} {f:>6} {s:>6}\n");
+        }
+    }
+    let (mut tp, mut tf, mut ts) = (0, 0, 0);
+    for (suite, [p, f, s]) in &totals {
+        report += &format!("suite {suite:<22} {p:>6} {f:>6} {s:>6}\n");
+        (tp, tf, ts) = (tp + p, tf + f, ts + s);
+    }
+    report += &format!(
+        "overall: {tp} passed, {tf} failed, {ts} skipped of {}; {:.1}% of the cases run pass\n",
+        tp + tf + ts,
+        100.0 * tp as f64 / (tp + tf).max(1) as f64
+    );
+    report += "\nskipped (reason):\n";
+    for s in &skips {
+        report += &format!("  {s}\n");
+    }
+    report += "\nfailed:\n";
+    for f in &failures {
+        report += &format!("  {f}\n");
+    }
+    let _ = std::fs::write(workspace().join("target/onnx-conformance.txt"), &report);
+    println!("{report}");
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
