@@ -10,6 +10,8 @@
 //!   whether the requested device is usable (non-zero exit when not).
 //! - `sunrise bench`: per-op figures for each ISA tier this CPU has, beside
 //!   the portable kernel's, measured in the same run.
+//! - `sunrise run MODEL.onnx [--input NAME=FILE.npy ...] [--output-dir DIR]`:
+//!   runs an ONNX model on the chosen device; `--info` describes it.
 //! - `sunrise conformance [--ops PATTERN] [--json]`: the op conformance
 //!   suite on the chosen device against the built-in CPU backend.
 //!
@@ -19,6 +21,7 @@
 mod bench;
 mod conformance;
 mod doctor;
+mod run;
 mod train;
 
 use std::process::ExitCode;
@@ -52,6 +55,8 @@ enum Command {
     },
     /// Benchmarks: per-op figures for every ISA tier beside the portable kernels (default), or the gemm, conv, memory and train suites beside OpenBLAS, ONNX Runtime, memcpy and PyTorch.
     Bench(bench::BenchArgs),
+    /// Run an ONNX model: inputs from .npy files (random where none are given), each output written as DIR/<name>.npy; --info describes the model instead.
+    Run(run::RunArgs),
     /// Op conformance of a device against the built-in CPU backend: every (op, dtype) pair it lists, forward and backward, buffers, error paths and a short training run; ends with `N passed, M failed`.
     Conformance(conformance::ConformanceArgs),
 }
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
         Command::Info => info(&request),
         Command::Doctor { json } => doctor::run(&request, *json),
         Command::Bench(args) => bench::run(args),
+        Command::Run(args) => run::run(args, &request),
         Command::Conformance(args) => conformance::run(args, &request),
     };
     let times = sunrise::profile::snapshot();

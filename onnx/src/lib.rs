@@ -35,6 +35,6 @@ pub mod proto;
 mod tensor;
 
 pub use error::{Error, Result};
-pub use model::{Info, Model, ValueInfo};
+pub use model::{Dim, Info, Model, ValueInfo};
 pub use ops::{supported_ops, SUPPORTED_OPS};
 pub use tensor::{from_proto, to_proto};

@@ -164,6 +164,59 @@ fn case(dir: &Path, ops: &mut Vec<String>) -> Outcome {
     Outcome::Pass
 }
 
+/// A `light/light_NAME.onnx` model: the input as ONNX's runner makes it
+/// (`arange(n) / n` in f32, unknown dims as 1), against
+/// `light_NAME_output_0.pb` (ONNX's reference evaluator), relative
+/// tolerance `rtol`.
+fn light(model: &Path, ops: &mut Vec<String>) -> Outcome {
+    let m = match Model::load(model) {
+        Ok(m) => m,
+        Err(e) => return classify(e),
+    };
+    ops.extend(m.info().ops.into_keys());
+    let missing: Vec<&String> = ops
+        .iter()
+        .filter(|o| !sunrise_onnx::SUPPORTED_OPS.contains(&o.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        return Outcome::Skip(format!("ops not implemented: {missing:?}"));
+    }
+    let mut inputs = Vec::new();
+    for v in m.inputs() {
+        let shape: Vec<usize> = v
+            .dims
+            .iter()
+            .flatten()
+            .map(|d| match d {
+                sunrise_onnx::Dim::Fixed(n) => *n,
+                _ => 1,
+            })
+            .collect();
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| (i as f64 / n as f64) as f32).collect();
+        inputs.push((
+            v.name.as_str(),
+            Tensor::from_slice(&data, &shape, &Device::cpu()).unwrap(),
+        ));
+    }
+    let outs = match m.run(&inputs) {
+        Ok(o) => o,
+        Err(e) => return classify(e),
+    };
+    let stem = model.with_extension("");
+    for (i, (name, got)) in outs.iter().enumerate() {
+        let p = PathBuf::from(format!("{}_output_{i}.pb", stem.display()));
+        let want = match read_tensor(&p) {
+            Ok(t) => t,
+            Err(e) => return Outcome::Fail(format!("expected output {i}: {e}")),
+        };
+        if let Err(e) = compare(name, got, &want) {
+            return Outcome::Fail(e);
+        }
+    }
+    Outcome::Pass
+}
+
 #[test]
 fn onnx_backend_test_suite() {
     let Some(data) = data_dir() else {
@@ -210,6 +263,31 @@ fn onnx_backend_test_suite() {
             for op in ops {
                 by_op.entry(op).or_default()[slot] += 1;
             }
+        }
+    }
+    let mut models: Vec<PathBuf> = std::fs::read_dir(data.join("light"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    models.retain(|p| p.extension().is_some_and(|e| e == "onnx"));
+    models.sort();
+    assert!(!models.is_empty(), "no light models");
+    for model in models {
+        let name = format!("light/{}", model.file_name().unwrap().to_string_lossy());
+        let mut ops = Vec::new();
+        let slot = match light(&model, &mut ops) {
+            Outcome::Pass => 0,
+            Outcome::Skip(r) => {
+                skips.push(format!("{name}: {r}"));
+                2
+            }
+            Outcome::Fail(r) => {
+                failures.push(format!("{name}: {r}"));
+                1
+            }
+        };
+        totals.entry("light").or_default()[slot] += 1;
+        for op in ops {
+            by_op.entry(op).or_default()[slot] += 1;
         }
     }
     let mut report = String::from("ONNX backend test suite (onnx 1.19.1 data) on the CPU\n");

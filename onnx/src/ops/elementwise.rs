@@ -23,7 +23,20 @@ pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
         "LeakyRelu" => leaky_relu(c),
         "PRelu" => (|| {
             let (x, slope) = (c.input(0)?, c.input(1)?);
-            negative_part(x, &x.mul(slope)?)
+            // Opset 6 (and exporters since) give one slope per channel as a
+            // 1-D [C] tensor: it applies along axis 1.
+            let per_channel = slope.rank() == 1
+                && x.rank() >= 2
+                && slope.numel() == x.shape()[1]
+                && (c.opset < 7 || x.shape()[x.rank() - 1] != slope.numel());
+            let slope = if per_channel {
+                let mut s = vec![1; x.rank() - 1];
+                s[0] = slope.numel();
+                slope.reshape(&s)?
+            } else {
+                slope.clone()
+            };
+            negative_part(x, &x.mul(&slope)?)
         })(),
         "HardSigmoid" => (|| {
             let x = c.input(0)?;
@@ -129,8 +142,35 @@ fn hard_sigmoid(x: &Tensor, alpha: f64, beta: f64) -> Result<Tensor> {
         .maximum(&x.scalar_like(0.0)?)?)
 }
 
+/// Before opset 7, `broadcast = 1` aligns `b` with `a` at `axis` (default:
+/// the trailing dims) instead of NumPy's right alignment.
+fn legacy_broadcast(c: &Ctx<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if c.opset >= 7 || c.attrs.int_or("broadcast", 0)? == 0 {
+        if c.opset < 7 && a.shape() != b.shape() {
+            return Err(c.invalid(format!(
+                "shapes {:?} and {:?} without broadcast = 1 (opset {})",
+                a.shape(),
+                b.shape(),
+                c.opset
+            )));
+        }
+        return Ok(b.clone());
+    }
+    let Some(axis) = c.attrs.int("axis")? else {
+        return Ok(b.clone());
+    };
+    let axis = c.axis(axis, a.rank())?;
+    let mut shape = b.shape().to_vec();
+    shape.extend(std::iter::repeat_n(
+        1,
+        a.rank().saturating_sub(axis + b.rank()),
+    ));
+    Ok(b.reshape(&shape)?)
+}
+
 fn binary(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
-    let (a, b) = (c.input(0)?, c.input(1)?);
+    let a = c.input(0)?;
+    let b = &legacy_broadcast(c, a, c.input(1)?)?;
     if op == "Pow" {
         let b = if b.dtype() == a.dtype() {
             b.clone()

@@ -15,85 +15,23 @@ use crate::error::{Error, Result};
 use crate::proto::NodeProto;
 
 /// Every op type of the default domain that [`crate::Model::run`] runs.
+#[rustfmt::skip]
 pub const SUPPORTED_OPS: &[&str] = &[
     // elementwise
-    "Abs",
-    "Add",
-    "And",
-    "Clip",
-    "Div",
-    "Elu",
-    "Equal",
-    "Exp",
-    "Gelu",
-    "Greater",
-    "GreaterOrEqual",
-    "HardSigmoid",
-    "HardSwish",
-    "LeakyRelu",
-    "Less",
-    "LessOrEqual",
-    "Log",
-    "Max",
-    "Mean",
-    "Min",
-    "Mul",
-    "Neg",
-    "Not",
-    "Or",
-    "Pow",
-    "PRelu",
-    "Reciprocal",
-    "Relu",
-    "Selu",
-    "Sigmoid",
-    "Softplus",
-    "Softsign",
-    "Sqrt",
-    "Sub",
-    "Sum",
-    "Tanh",
-    "Where",
-    "Xor",
+    "Abs", "Add", "And", "Clip", "Div", "Elu", "Equal", "Exp", "Gelu", "Greater",
+    "GreaterOrEqual", "HardSigmoid", "HardSwish", "LeakyRelu", "Less", "LessOrEqual", "Log",
+    "Max", "Mean", "Min", "Mul", "Neg", "Not", "Or", "Pow", "PRelu", "Reciprocal", "Relu",
+    "Selu", "Sigmoid", "Softplus", "Softsign", "Sqrt", "Sub", "Sum", "Tanh", "Where", "Xor",
     // shape and data movement
-    "Cast",
-    "Concat",
-    "Constant",
-    "ConstantOfShape",
-    "Dropout",
-    "Expand",
-    "Flatten",
-    "Gather",
-    "Identity",
-    "Range",
-    "Reshape",
-    "Shape",
-    "Size",
-    "Slice",
-    "Split",
-    "Squeeze",
-    "Tile",
-    "Transpose",
-    "Unsqueeze",
+    "Cast", "CastLike", "Concat", "Constant", "ConstantOfShape", "Dropout", "Expand", "Flatten",
+    "Gather", "Identity", "Range", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze",
+    "Tile", "Transpose", "Unsqueeze",
     // nn
-    "AveragePool",
-    "BatchNormalization",
-    "Conv",
-    "Gemm",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "LayerNormalization",
-    "LogSoftmax",
-    "MatMul",
-    "MaxPool",
+    "AveragePool", "BatchNormalization", "Conv", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
+    "InstanceNormalization", "LayerNormalization", "LogSoftmax", "LRN", "MatMul", "MaxPool",
     "Softmax",
     // reductions
-    "ArgMax",
-    "ArgMin",
-    "ReduceMax",
-    "ReduceMean",
-    "ReduceMin",
-    "ReduceSum",
+    "ArgMax", "ArgMin", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
 ];
 
 /// [`SUPPORTED_OPS`] as a slice.
@@ -191,10 +129,12 @@ pub(crate) fn run(
             format!("domain {:?} (only the default ONNX domain)", node.domain()),
         ));
     }
-    if opset < 7 {
+    // Opset 6 differs from 7 in the legacy broadcast attributes of the
+    // binary ops (handled there); before 6 several ops changed more.
+    if opset < 6 {
         return Err(Error::unsupported(
             &attrs.at,
-            format!("opset {opset} (7 and later)"),
+            format!("opset {opset} (6 and later)"),
         ));
     }
     let ctx = Ctx {

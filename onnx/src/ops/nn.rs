@@ -16,7 +16,9 @@ pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
         "MaxPool" | "AveragePool" => pool(op, c).and_then(one),
         "GlobalAveragePool" | "GlobalMaxPool" => global_pool(op, c).and_then(one),
         "Softmax" | "LogSoftmax" => softmax(op, c).and_then(one),
-        "LayerNormalization" => layer_norm(c).and_then(one),
+        "LayerNormalization" => layer_norm(c),
+        "LRN" => lrn(c).and_then(one),
+        "InstanceNormalization" => instance_norm(c).and_then(one),
         _ => return None,
     })
 }
@@ -276,13 +278,13 @@ fn softmax(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
     Ok(y.reshape(x.shape())?)
 }
 
-fn layer_norm(c: &Ctx<'_>) -> Result<Tensor> {
+fn layer_norm(c: &Ctx<'_>) -> Result<Vec<Tensor>> {
     let x = c.input(0)?;
-    if c.outputs > 1 {
-        return Err(c.unsupported("LayerNormalization's Mean and InvStdDev outputs"));
-    }
     let a = c.axis(c.attrs.int_or("axis", -1)?, x.rank())?;
     let eps = c.attrs.float_or("epsilon", 1e-5)?;
+    if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
+        return Err(c.invalid(format!("dtype {}", x.dtype())));
+    }
     let norm = &x.shape()[a..];
     let full = |t: &Tensor| -> Result<Tensor> { Ok(t.broadcast_to(norm)?.contiguous()?) };
     let scale = full(c.input(1)?)?;
@@ -290,8 +292,73 @@ fn layer_norm(c: &Ctx<'_>) -> Result<Tensor> {
         Some(b) => full(b)?,
         None => Tensor::zeros(norm, x.dtype(), c.device)?,
     };
-    if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
-        return Err(c.invalid(format!("dtype {}", x.dtype())));
+    let out = x.layer_norm(&scale, &bias, eps.into())?;
+    let mut v = vec![out.y];
+    if c.outputs > 1 {
+        // Mean and InvStdDev keep the normalised dims as 1s.
+        let mut stats = x.shape().to_vec();
+        stats[a..].iter_mut().for_each(|d| *d = 1);
+        v.push(out.mean.reshape(&stats)?);
+        v.push(out.rstd.reshape(&stats)?);
     }
-    Ok(x.layer_norm(&scale, &bias, eps.into())?.y)
+    Ok(v)
+}
+
+/// Local response normalisation across channels: the window sum of
+/// squares is an average pool over the channel axis (count including
+/// padding, times `size`).
+fn lrn(c: &Ctx<'_>) -> Result<Tensor> {
+    let x = c.input(0)?;
+    let size = c.attrs.req_int("size")?;
+    if size < 1 || size % 2 == 0 {
+        return Err(c
+            .attrs
+            .unsupported("size", format!("{size} (odd sizes only)")));
+    }
+    if x.rank() < 3 {
+        return Err(c.invalid(format!("input of rank {}", x.rank())));
+    }
+    let (alpha, beta, bias) = (
+        c.attrs.float_or("alpha", 1e-4)?,
+        c.attrs.float_or("beta", 0.75)?,
+        c.attrs.float_or("bias", 1.0)?,
+    );
+    let (n, ch) = (x.shape()[0], x.shape()[1]);
+    let rest: usize = x.shape()[2..].iter().product();
+    let sq = x.mul(x)?.reshape(&[n, 1, ch, rest])?;
+    let size = size as usize;
+    let opts = Pool2dOptions {
+        kernel: [size, 1],
+        stride: [1, 1],
+        padding: [(size - 1) / 2, 0],
+        count_include_pad: true,
+    };
+    let avg = sq.avg_pool2d(&opts)?.reshape(x.shape())?;
+    let denom = avg
+        .mul_scalar(alpha.into())?
+        .add_scalar(bias.into())?
+        .pow_scalar(-f64::from(beta))?;
+    Ok(x.mul(&denom)?)
+}
+
+/// `scale (x - mean) / sqrt(var + eps) + B` per image and channel, the
+/// statistics over the spatial dims.
+fn instance_norm(c: &Ctx<'_>) -> Result<Tensor> {
+    let x = c.input(0)?;
+    if x.rank() < 3 {
+        return Err(c.invalid(format!("input of rank {}", x.rank())));
+    }
+    let eps = c.attrs.float_or("epsilon", 1e-5)?;
+    let axes: Vec<isize> = (2..x.rank() as isize).collect();
+    let mean = x.mean(&axes, true)?;
+    let centred = x.sub(&mean)?;
+    let var = centred.mul(&centred)?.mean(&axes, true)?;
+    let mut per_channel = vec![1; x.rank()];
+    per_channel[1] = x.shape()[1];
+    let scale = c.input(1)?.reshape(&per_channel)?;
+    let bias = c.input(2)?.reshape(&per_channel)?;
+    Ok(centred
+        .mul(&var.add_scalar(eps.into())?.rsqrt()?)?
+        .mul(&scale)?
+        .add(&bias)?)
 }

@@ -15,6 +15,15 @@ pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
         "Identity" => c.input(0).cloned().and_then(one),
         "Dropout" => dropout(c),
         "Cast" => cast(c),
+        "CastLike" => (|| {
+            let (x, like) = (c.input(0)?, c.input(1)?);
+            Ok(if x.dtype() == like.dtype() {
+                x.clone()
+            } else {
+                x.cast(like.dtype())?
+            })
+        })()
+        .and_then(one),
         "Reshape" => reshape(c).and_then(one),
         "Flatten" => flatten(c).and_then(one),
         "Transpose" => transpose(c).and_then(one),
