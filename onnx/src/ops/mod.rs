@@ -5,6 +5,7 @@
 
 mod elementwise;
 mod nn;
+mod pad;
 mod reduce;
 mod shape;
 
@@ -24,7 +25,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Selu", "Sigmoid", "Softplus", "Softsign", "Sqrt", "Sub", "Sum", "Tanh", "Where", "Xor",
     // shape and data movement
     "Cast", "CastLike", "Concat", "Constant", "ConstantOfShape", "Dropout", "Expand", "Flatten",
-    "Gather", "Identity", "Range", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze",
+    "Gather", "Identity", "Pad", "Range", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze",
     "Tile", "Transpose", "Unsqueeze",
     // nn
     "AveragePool", "BatchNormalization", "Conv", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
@@ -170,6 +171,9 @@ fn dispatch(op: &str, c: &Ctx<'_>) -> Result<Vec<Tensor>> {
     }
     if let Some(r) = reduce::run(op, c) {
         return r;
+    }
+    if op == "Pad" {
+        return pad::run(c);
     }
     Err(c.unsupported(format!("op {op:?} is not implemented")))
 }

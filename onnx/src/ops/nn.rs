@@ -78,17 +78,36 @@ fn window(c: &Ctx<'_>, input: &[usize], kernel: Option<Vec<usize>>) -> Result<Wi
     if raw.len() != 2 * k {
         return Err(c.invalid(format!("pads must have {} entries", 2 * k)));
     }
-    if (0..k).any(|i| raw[i] != raw[i + k]) {
-        return Err(c
-            .attrs
-            .unsupported("pads", format!("asymmetric padding {raw:?}")));
-    }
     Ok(Window {
         kernel,
         strides,
         dilations,
-        pads: raw[..k].to_vec(),
+        pads: raw,
     })
+}
+
+impl Window {
+    /// The pads as one per spatial dim when each dim's begin and end agree
+    /// and (for pooling, `limit_half`) stay within half the window, as the
+    /// core's padding requires.
+    fn symmetric(&self, limit_half: bool) -> Option<Vec<usize>> {
+        let k = self.kernel.len();
+        let ok = (0..k).all(|i| {
+            self.pads[i] == self.pads[i + k] && (!limit_half || 2 * self.pads[i] <= self.kernel[i])
+        });
+        ok.then(|| self.pads[..k].to_vec())
+    }
+
+    /// `x` padded explicitly with `value` (spatial dims start at axis 2).
+    fn pad(&self, c: &Ctx<'_>, x: &Tensor, value: f64) -> Result<Tensor> {
+        let k = self.kernel.len();
+        let mut y = x.clone();
+        for i in 0..k {
+            let pads = (self.pads[i], self.pads[i + k]);
+            y = super::pad::pad_axis(c, &y, 2 + i, pads, super::pad::Mode::Constant(value))?;
+        }
+        Ok(y)
+    }
 }
 
 fn usize_list(c: &Ctx<'_>, name: &str) -> Result<Option<Vec<usize>>> {
@@ -123,20 +142,29 @@ fn pair(v: &[usize], one_d: bool, fill: usize) -> [usize; 2] {
 
 fn conv(c: &Ctx<'_>) -> Result<Tensor> {
     let (x, w) = (c.input(0)?, c.input(1)?);
-    let Some((x4, one_d)) = as_2d(x) else {
+    if x.rank() != 3 && x.rank() != 4 {
         return Err(c.unsupported(format!(
             "Conv on rank {} input (1-D and 2-D only)",
             x.rank()
         )));
+    }
+    let one_d = x.rank() == 3;
+    let kernel = w.shape().get(2..).map(<[usize]>::to_vec);
+    let win = window(c, &x.shape()[2..], kernel)?;
+    // Padding the core cannot express (different at the two ends) is
+    // done explicitly with zeros.
+    let (x, pads) = match win.symmetric(false) {
+        Some(p) => (x.clone(), p),
+        None => (win.pad(c, x, 0.0)?, vec![0; win.kernel.len()]),
+    };
+    let Some((x4, _)) = as_2d(&x) else {
+        return Err(c.invalid("Conv input"));
     };
     let w4 = if one_d { w.unsqueeze(2)? } else { w.clone() };
-    let spatial = &x.shape()[2..];
-    let kernel = w.shape().get(2..).map(<[usize]>::to_vec);
-    let win = window(c, spatial, kernel)?;
     let groups = c.attrs.int_or("group", 1)?;
     let opts = Conv2dOptions {
         stride: pair(&win.strides, one_d, 1),
-        padding: pair(&win.pads, one_d, 0),
+        padding: pair(&pads, one_d, 0),
         dilation: pair(&win.dilations, one_d, 1),
         groups: usize::try_from(groups).map_err(|_| c.invalid(format!("group {groups}")))?,
     };
@@ -198,12 +226,13 @@ fn pool(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
     if c.outputs > 1 {
         return Err(c.unsupported("MaxPool's Indices output"));
     }
-    let Some((x4, one_d)) = as_2d(x) else {
+    if x.rank() != 3 && x.rank() != 4 {
         return Err(c.unsupported(format!(
             "{op} on rank {} input (1-D and 2-D only)",
             x.rank()
         )));
-    };
+    }
+    let one_d = x.rank() == 3;
     if c.attrs.int_or("ceil_mode", 0)? != 0 {
         return Err(c.attrs.unsupported("ceil_mode", "1 (floor only)"));
     }
@@ -213,29 +242,51 @@ fn pool(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
             .attrs
             .unsupported("dilations", format!("{:?}", win.dilations)));
     }
-    if (0..win.pads.len()).any(|i| 2 * win.pads[i] > win.kernel[i]) {
-        return Err(c.attrs.unsupported(
-            "pads",
-            format!("{:?}: more than half the window {:?}", win.pads, win.kernel),
-        ));
-    }
-    let opts = Pool2dOptions {
+    let max = op == "MaxPool";
+    // u8 maxima are exact in f64.
+    let xf = if x.dtype() == DType::U8 {
+        widen_u8(x)?.cast(DType::F64)?
+    } else {
+        x.clone()
+    };
+    let include = c.attrs.int_or("count_include_pad", 0)? != 0;
+    let opts = |pads: &[usize]| Pool2dOptions {
         kernel: pair(&win.kernel, one_d, 1),
         stride: pair(&win.strides, one_d, 1),
-        padding: pair(&win.pads, one_d, 0),
-        count_include_pad: c.attrs.int_or("count_include_pad", 0)? != 0,
+        padding: pair(pads, one_d, 0),
+        count_include_pad: include,
     };
-    let y = match (op, x.dtype()) {
-        // Integer maxima are exact through f64 (u8) or refused (i64 beyond
-        // 2^53 would round).
-        ("MaxPool", DType::U8) => {
-            let wide = widen_u8(&x4)?.cast(DType::F64)?.max_pool2d(&opts)?;
-            wrap_u8(&wide.cast(DType::I64)?)?
+    let run = |t: &Tensor, o: &Pool2dOptions| -> Result<Tensor> {
+        let (t4, _) = as_2d(t).ok_or_else(|| c.invalid("pool input"))?;
+        let y = if max {
+            t4.max_pool2d(o)?
+        } else {
+            t4.avg_pool2d(o)?
+        };
+        Ok(if one_d { y.squeeze(2)? } else { y })
+    };
+    let y = match win.symmetric(true) {
+        Some(p) => run(&xf, &opts(&p))?,
+        None => {
+            // Explicit padding: -inf for maxima; zeros for averages, divided
+            // by the average of a padded mask of ones unless the pads count.
+            let none = opts(&vec![0; win.kernel.len()]);
+            let fill = if max { f64::NEG_INFINITY } else { 0.0 };
+            let y = run(&win.pad(c, &xf, fill)?, &none)?;
+            if max || include {
+                y
+            } else {
+                let mut ms = vec![1, 1];
+                ms.extend_from_slice(&x.shape()[2..]);
+                let mask = Tensor::ones(&ms, xf.dtype(), c.device)?;
+                y.div(&run(&win.pad(c, &mask, 0.0)?, &none)?)?
+            }
         }
-        ("MaxPool", _) => x4.max_pool2d(&opts)?,
-        _ => x4.avg_pool2d(&opts)?,
     };
-    Ok(if one_d { y.squeeze(2)? } else { y })
+    if x.dtype() == DType::U8 {
+        return wrap_u8(&y.cast(DType::I64)?);
+    }
+    Ok(y)
 }
 
 fn global_pool(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
