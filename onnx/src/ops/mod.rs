@@ -25,10 +25,10 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Selu", "Sigmoid", "Softplus", "Softsign", "Sqrt", "Sub", "Sum", "Tanh", "Where", "Xor",
     // shape and data movement
     "Cast", "CastLike", "Concat", "Constant", "ConstantOfShape", "Dropout", "Expand", "Flatten",
-    "Gather", "Identity", "Pad", "Range", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze",
+    "Gather", "GatherElements", "Identity", "Pad", "Range", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze",
     "Tile", "Transpose", "Unsqueeze",
     // nn
-    "AveragePool", "BatchNormalization", "Conv", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
+    "AveragePool", "BatchNormalization", "Conv", "ConvTranspose", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
     "InstanceNormalization", "LayerNormalization", "LogSoftmax", "LRN", "MatMul", "MaxPool",
     "Softmax",
     // reductions

@@ -10,6 +10,7 @@ use crate::error::Result;
 pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
     Some(match op {
         "Conv" => conv(c).and_then(one),
+        "ConvTranspose" => conv_transpose(c).and_then(one),
         "Gemm" => gemm(c).and_then(one),
         "MatMul" => (|| Ok(c.input(0)?.matmul(c.input(1)?)?))().and_then(one),
         "BatchNormalization" => batch_norm(c).and_then(one),
@@ -170,6 +171,104 @@ fn conv(c: &Ctx<'_>) -> Result<Tensor> {
     };
     let y = x4.conv2d(&w4, c.opt(2), &opts)?;
     Ok(if one_d { y.squeeze(2)? } else { y })
+}
+
+/// The transposed convolution as the data gradient of the convolution it
+/// transposes: `w` (`[C_in, C_out / group, k...]`) is that convolution's
+/// filter, the input its output gradient. Output padding and asymmetric
+/// pads are the full result cropped.
+fn conv_transpose(c: &Ctx<'_>) -> Result<Tensor> {
+    let (x, w) = (c.input(0)?, c.input(1)?);
+    if x.rank() != 3 && x.rank() != 4 {
+        return Err(c.unsupported(format!(
+            "ConvTranspose on rank {} input (1-D and 2-D only)",
+            x.rank()
+        )));
+    }
+    let one_d = x.rank() == 3;
+    let k = x.rank() - 2;
+    let group = usize::try_from(c.attrs.int_or("group", 1)?).map_err(|_| c.invalid("group"))?;
+    if group == 0 || w.rank() != x.rank() || w.shape()[0] != x.shape()[1] {
+        return Err(c.invalid(format!("input {:?} and filter {:?}", x.shape(), w.shape())));
+    }
+    let kernel = w.shape()[2..].to_vec();
+    let list = |name: &str, default: usize| -> Result<Vec<usize>> {
+        Ok(usize_list(c, name)?.unwrap_or_else(|| vec![default; k]))
+    };
+    let (strides, dilations, out_pad) = (list("strides", 1)?, list("dilations", 1)?, list("output_padding", 0)?);
+    if strides.len() != k || dilations.len() != k || out_pad.len() != k || strides.contains(&0) {
+        return Err(c.invalid("strides, dilations and output_padding need one positive entry per spatial dim"));
+    }
+    // The full output (no padding), then the pads cropped.
+    let mut full: Vec<usize> = (0..k)
+        .map(|i| (x.shape()[2 + i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + out_pad[i])
+        .collect();
+    let auto = c.attrs.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+    let pads: Vec<usize> = if let Some(shape) = usize_list(c, "output_shape")? {
+        if shape.len() != k {
+            return Err(c.attrs.unsupported("output_shape", format!("{shape:?}")));
+        }
+        let mut p = vec![0; 2 * k];
+        for i in 0..k {
+            // A larger output_shape is extra output padding at the end.
+            full[i] = full[i].max(shape[i]);
+            let total = full[i] - shape[i];
+            let (small, big) = (total / 2, total - total / 2);
+            (p[i], p[i + k]) = if auto == "SAME_LOWER" { (big, small) } else { (small, big) };
+        }
+        p
+    } else {
+        match auto.as_str() {
+            "NOTSET" | "VALID" => usize_list(c, "pads")?.unwrap_or_else(|| vec![0; 2 * k]),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let mut p = vec![0; 2 * k];
+                for i in 0..k {
+                    let total = full[i].saturating_sub(x.shape()[2 + i] * strides[i]);
+                    let (small, big) = (total / 2, total - total / 2);
+                    (p[i], p[i + k]) = if auto == "SAME_UPPER" { (small, big) } else { (big, small) };
+                }
+                p
+            }
+            other => return Err(c.attrs.unsupported("auto_pad", format!("{other:?}"))),
+        }
+    };
+    if pads.len() != 2 * k {
+        return Err(c.invalid(format!("pads must have {} entries", 2 * k)));
+    }
+    let mut out_shape = vec![x.shape()[0], w.shape()[1] * group];
+    out_shape.extend_from_slice(&full);
+    let (x4, w4, shape4) = if one_d {
+        let mut s = out_shape.clone();
+        s.insert(2, 1);
+        (x.unsqueeze(2)?, w.unsqueeze(2)?, s)
+    } else {
+        (x.clone(), w.clone(), out_shape.clone())
+    };
+    let opts = Conv2dOptions {
+        stride: pair(&strides, one_d, 1),
+        padding: [0, 0],
+        dilation: pair(&dilations, one_d, 1),
+        groups: group,
+    };
+    let mut y = Tensor::conv2d_backward_data(&x4, &w4, &shape4, &opts)?;
+    if one_d {
+        y = y.squeeze(2)?;
+    }
+    for i in 0..k {
+        let (b, e) = (pads[i], pads[i + k]);
+        if b + e > full[i] {
+            return Err(c.invalid(format!("pads {pads:?} crop the whole output")));
+        }
+        if b > 0 || e > 0 {
+            y = y.slice((2 + i) as isize, b, full[i] - e, 1)?;
+        }
+    }
+    if let Some(bias) = c.opt(2) {
+        let mut s = vec![1; y.rank()];
+        s[1] = bias.numel();
+        y = y.add(&bias.reshape(&s)?)?;
+    }
+    Ok(y.contiguous()?)
 }
 
 fn gemm(c: &Ctx<'_>) -> Result<Tensor> {

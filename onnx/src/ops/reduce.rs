@@ -87,11 +87,17 @@ fn empty(op: &str, x: &Tensor, axes: &[isize], keep: bool, c: &Ctx<'_>) -> Resul
 
 fn arg(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
     let x = c.input(0)?;
-    if c.attrs.int_or("select_last_index", 0)? != 0 {
-        return Err(c.attrs.unsupported("select_last_index", "1"));
-    }
     let a = c.axis(c.attrs.int_or("axis", 0)?, x.rank())? as isize;
     let keep = c.attrs.int_or("keepdims", 1)? != 0;
+    if c.attrs.int_or("select_last_index", 0)? != 0 {
+        // The last extremum is the first of the reversed axis.
+        let n = x.shape()[a as usize];
+        let rev: Vec<i64> = (0..n as i64).rev().collect();
+        let index = Tensor::from_slice(&rev, &[n], c.device)?;
+        let flipped = x.index_select(a, &index)?;
+        let first = if op == "ArgMax" { flipped.argmax(a, keep)? } else { flipped.neg()?.argmax(a, keep)? };
+        return Ok(first.scalar_like((n as f64) - 1.0)?.sub(&first)?);
+    }
     if op == "ArgMax" {
         return Ok(x.argmax(a, keep)?);
     }

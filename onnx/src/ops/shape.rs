@@ -34,6 +34,7 @@ pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
         "Unsqueeze" => unsqueeze(c).and_then(one),
         "Expand" => expand(c).and_then(one),
         "Gather" => gather(c).and_then(one),
+        "GatherElements" => gather_elements(c).and_then(one),
         "Tile" => tile(c).and_then(one),
         "Shape" => shape(c).and_then(one),
         "Size" => (|| Ok(Tensor::scalar(c.input(0)?.numel() as i64, c.device)?))().and_then(one),
@@ -332,6 +333,47 @@ fn gather(c: &Ctx<'_>) -> Result<Tensor> {
     shape.extend_from_slice(idx.shape());
     shape.extend_from_slice(&x.shape()[axis + 1..]);
     Ok(picked.reshape(&shape)?)
+}
+
+/// `y[i..] = x[i.. with index[i..] at axis]`: the flat positions worked
+/// out on the host, then one index_select of the flattened input.
+fn gather_elements(c: &Ctx<'_>) -> Result<Tensor> {
+    let (x, idx) = (c.input(0)?, c.input(1)?);
+    let r = x.rank();
+    let axis = c.axis(c.attrs.int_or("axis", 0)?, r)?;
+    if idx.rank() != r {
+        return Err(c.invalid(format!("indices of rank {} for data of rank {r}", idx.rank())));
+    }
+    let (xs, is) = (x.shape(), idx.shape());
+    if (0..r).any(|d| d != axis && is[d] > xs[d]) {
+        return Err(c.invalid(format!("indices {is:?} do not fit data {xs:?}")));
+    }
+    let n = xs[axis] as i64;
+    let vals = host_ints(idx, &c.attrs.at)?;
+    let mut xstride = vec![1usize; r];
+    for d in (0..r.saturating_sub(1)).rev() {
+        xstride[d] = xstride[d + 1] * xs[d + 1];
+    }
+    let mut flat = Vec::with_capacity(vals.len());
+    let mut pos = vec![0usize; r];
+    for &v in &vals {
+        if v < -n || v >= n {
+            return Err(c.invalid(format!("index {v} is out of range for a dim of {n}")));
+        }
+        let v = if v < 0 { v + n } else { v } as usize;
+        let off: usize = (0..r).map(|d| if d == axis { v } else { pos[d] } * xstride[d]).sum();
+        flat.push(off as i64);
+        for d in (0..r).rev() {
+            pos[d] += 1;
+            if pos[d] < is[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    let index = Tensor::from_slice(&flat, &[flat.len()], c.device)?;
+    let src = x.contiguous()?.reshape(&[x.numel()])?;
+    Ok(src.index_select(0, &index)?.reshape(is)?)
 }
 
 fn tile(c: &Ctx<'_>) -> Result<Tensor> {
