@@ -21,6 +21,14 @@ pub enum Error {
         /// The decoder's message.
         detail: String,
     },
+    /// Bytes that are not a `.npy` file this crate reads.
+    #[error("{what}: not a readable .npy file: {detail}")]
+    Npy {
+        /// The file.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A model that decodes but breaks ONNX's rules; `at` names the graph,
     /// node or tensor and the field.
     #[error("invalid model: {at}: {detail}")]

@@ -91,6 +91,23 @@ impl Ctx<'_> {
     }
 }
 
+/// Most elements a tensor made at run time from a model's numbers
+/// (ConstantOfShape, Expand, Tile, Range, Pad) may have: 2^30 (4 GiB of
+/// f32), so a hostile shape is an error rather than an allocation that
+/// takes the process down.
+pub(crate) const MAX_MADE_ELEMENTS: usize = 1 << 30;
+
+/// Refuses shapes of more than [`MAX_MADE_ELEMENTS`] elements.
+pub(crate) fn check_made(c: &Ctx<'_>, shape: &[usize]) -> Result<()> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match n {
+        Some(n) if n <= MAX_MADE_ELEMENTS => Ok(()),
+        _ => Err(c.invalid(format!(
+            "shape {shape:?} exceeds {MAX_MADE_ELEMENTS} elements"
+        ))),
+    }
+}
+
 /// An integer tensor's values on the host.
 pub(crate) fn host_ints(t: &Tensor, at: &str) -> Result<Vec<i64>> {
     match t.dtype() {

@@ -49,8 +49,10 @@ fn window(c: &Ctx<'_>, input: &[usize], kernel: Option<Vec<usize>>) -> Result<Wi
             "kernel, strides and dilations must have {k} entries"
         )));
     }
-    if strides.contains(&0) || dilations.contains(&0) {
-        return Err(c.invalid("strides and dilations must be positive"));
+    if strides.contains(&0) || dilations.contains(&0) || kernel.contains(&0) || input.contains(&0) {
+        return Err(c.invalid(format!(
+            "kernel {kernel:?}, strides {strides:?}, dilations {dilations:?} and input {input:?} must be positive"
+        )));
     }
     let auto = c
         .attrs
@@ -195,15 +197,33 @@ fn conv_transpose(c: &Ctx<'_>) -> Result<Tensor> {
     let list = |name: &str, default: usize| -> Result<Vec<usize>> {
         Ok(usize_list(c, name)?.unwrap_or_else(|| vec![default; k]))
     };
-    let (strides, dilations, out_pad) = (list("strides", 1)?, list("dilations", 1)?, list("output_padding", 0)?);
-    if strides.len() != k || dilations.len() != k || out_pad.len() != k || strides.contains(&0) {
-        return Err(c.invalid("strides, dilations and output_padding need one positive entry per spatial dim"));
+    let (strides, dilations, out_pad) = (
+        list("strides", 1)?,
+        list("dilations", 1)?,
+        list("output_padding", 0)?,
+    );
+    if strides.len() != k
+        || dilations.len() != k
+        || out_pad.len() != k
+        || strides.contains(&0)
+        || dilations.contains(&0)
+        || kernel.contains(&0)
+        || x.shape()[2..].contains(&0)
+    {
+        return Err(c.invalid(
+            "strides, dilations and output_padding need one positive entry per spatial dim",
+        ));
     }
     // The full output (no padding), then the pads cropped.
     let mut full: Vec<usize> = (0..k)
-        .map(|i| (x.shape()[2 + i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + out_pad[i])
+        .map(|i| {
+            (x.shape()[2 + i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + out_pad[i]
+        })
         .collect();
-    let auto = c.attrs.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+    let auto = c
+        .attrs
+        .string("auto_pad")?
+        .unwrap_or_else(|| "NOTSET".into());
     let pads: Vec<usize> = if let Some(shape) = usize_list(c, "output_shape")? {
         if shape.len() != k {
             return Err(c.attrs.unsupported("output_shape", format!("{shape:?}")));
@@ -214,7 +234,11 @@ fn conv_transpose(c: &Ctx<'_>) -> Result<Tensor> {
             full[i] = full[i].max(shape[i]);
             let total = full[i] - shape[i];
             let (small, big) = (total / 2, total - total / 2);
-            (p[i], p[i + k]) = if auto == "SAME_LOWER" { (big, small) } else { (small, big) };
+            (p[i], p[i + k]) = if auto == "SAME_LOWER" {
+                (big, small)
+            } else {
+                (small, big)
+            };
         }
         p
     } else {
@@ -225,7 +249,11 @@ fn conv_transpose(c: &Ctx<'_>) -> Result<Tensor> {
                 for i in 0..k {
                     let total = full[i].saturating_sub(x.shape()[2 + i] * strides[i]);
                     let (small, big) = (total / 2, total - total / 2);
-                    (p[i], p[i + k]) = if auto == "SAME_UPPER" { (small, big) } else { (big, small) };
+                    (p[i], p[i + k]) = if auto == "SAME_UPPER" {
+                        (small, big)
+                    } else {
+                        (big, small)
+                    };
                 }
                 p
             }

@@ -4,7 +4,7 @@
 
 use sunrise::{DType, Tensor};
 
-use super::{host_ints, one, Ctx};
+use super::{check_made, host_ints, one, Ctx};
 use crate::error::Result;
 
 /// How values past an edge are made.
@@ -32,6 +32,9 @@ pub(crate) fn pad_axis(
         return Ok(x.clone());
     }
     let n = x.shape()[axis];
+    let mut out = x.shape().to_vec();
+    out[axis] = n.saturating_add(before).saturating_add(after);
+    check_made(c, &out)?;
     if let Mode::Constant(v) = mode {
         let slab = |len: usize| -> Result<Tensor> {
             let mut s = x.shape().to_vec();

@@ -95,7 +95,11 @@ fn arg(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
         let rev: Vec<i64> = (0..n as i64).rev().collect();
         let index = Tensor::from_slice(&rev, &[n], c.device)?;
         let flipped = x.index_select(a, &index)?;
-        let first = if op == "ArgMax" { flipped.argmax(a, keep)? } else { flipped.neg()?.argmax(a, keep)? };
+        let first = if op == "ArgMax" {
+            flipped.argmax(a, keep)?
+        } else {
+            flipped.neg()?.argmax(a, keep)?
+        };
         return Ok(first.scalar_like((n as f64) - 1.0)?.sub(&first)?);
     }
     if op == "ArgMax" {

@@ -5,7 +5,7 @@
 
 use sunrise::{DType, Tensor};
 
-use super::{host_ints, one, Ctx};
+use super::{check_made, host_ints, one, Ctx};
 use crate::error::Result;
 use crate::tensor::{dtype_of, from_proto};
 
@@ -311,6 +311,7 @@ fn expand(c: &Ctx<'_>) -> Result<Tensor> {
         .ok_or_else(|| c.invalid("input 1 (shape) is required"))?;
     let want: Vec<usize> = want.iter().map(|&d| d.max(0) as usize).collect();
     let s = broadcast(c, x.shape(), &want)?;
+    check_made(c, &s)?;
     Ok(x.broadcast_to(&s)?.contiguous()?)
 }
 
@@ -342,7 +343,10 @@ fn gather_elements(c: &Ctx<'_>) -> Result<Tensor> {
     let r = x.rank();
     let axis = c.axis(c.attrs.int_or("axis", 0)?, r)?;
     if idx.rank() != r {
-        return Err(c.invalid(format!("indices of rank {} for data of rank {r}", idx.rank())));
+        return Err(c.invalid(format!(
+            "indices of rank {} for data of rank {r}",
+            idx.rank()
+        )));
     }
     let (xs, is) = (x.shape(), idx.shape());
     if (0..r).any(|d| d != axis && is[d] > xs[d]) {
@@ -361,7 +365,9 @@ fn gather_elements(c: &Ctx<'_>) -> Result<Tensor> {
             return Err(c.invalid(format!("index {v} is out of range for a dim of {n}")));
         }
         let v = if v < 0 { v + n } else { v } as usize;
-        let off: usize = (0..r).map(|d| if d == axis { v } else { pos[d] } * xstride[d]).sum();
+        let off: usize = (0..r)
+            .map(|d| if d == axis { v } else { pos[d] } * xstride[d])
+            .sum();
         flat.push(off as i64);
         for d in (0..r).rev() {
             pos[d] += 1;
@@ -384,6 +390,13 @@ fn tile(c: &Ctx<'_>) -> Result<Tensor> {
     if reps.len() != x.rank() || reps.iter().any(|&r| r < 0) {
         return Err(c.invalid(format!("repeats {reps:?} for rank {}", x.rank())));
     }
+    let out: Vec<usize> = x
+        .shape()
+        .iter()
+        .zip(&reps)
+        .map(|(&d, &r)| d.saturating_mul(r as usize))
+        .collect();
+    check_made(c, &out)?;
     let mut y = x.clone();
     for (a, &r) in reps.iter().enumerate() {
         if r != 1 {
@@ -438,6 +451,7 @@ fn constant_of_shape(c: &Ctx<'_>) -> Result<Tensor> {
         return Err(c.invalid(format!("shape {dims:?}")));
     }
     let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    check_made(c, &shape)?;
     let value = match c.attrs.tensor("value")? {
         Some(t) => from_proto(t, None, c.device)?,
         None => Tensor::scalar(0f32, c.device)?,
@@ -452,6 +466,12 @@ fn range(c: &Ctx<'_>) -> Result<Tensor> {
     let (s, l, d) = (c.input(0)?, c.input(1)?, c.input(2)?);
     let dt = s.dtype();
     let get = |t: &Tensor| -> Result<f64> {
+        if t.numel() != 1 {
+            return Err(c.invalid(format!(
+                "start, limit and delta must be scalars, got {:?}",
+                t.shape()
+            )));
+        }
         Ok(match t.dtype() {
             DType::F32 => t.to_vec::<f32>()?[0] as f64,
             DType::F64 => t.to_vec::<f64>()?[0],
@@ -462,7 +482,11 @@ fn range(c: &Ctx<'_>) -> Result<Tensor> {
     if delta == 0.0 {
         return Err(c.invalid("delta 0"));
     }
-    let n = ((limit - start) / delta).ceil().max(0.0) as usize;
+    let n = ((limit - start) / delta).ceil().max(0.0);
+    if !n.is_finite() || n > super::MAX_MADE_ELEMENTS as f64 {
+        return Err(c.invalid(format!("range of {n} elements")));
+    }
+    let n = n as usize;
     if n == 0 {
         return Ok(Tensor::zeros(&[0], dt, c.device)?);
     }
