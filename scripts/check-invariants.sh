@@ -18,6 +18,10 @@ if grep -q 'backend-cuda' Cargo.toml; then
   [ -z "$ours" ] || fail "sunrise-backend-cuda depends on workspace crates other than the ABI: $ours"
 fi
 
+ours=$(deps sunrise-onnx | grep '^sunrise' | grep -vx 'sunrise-onnx\|sunrise\|sunrise-backend-api\|sunrise-backend-cpu' || true)
+[ -z "$ours" ] || fail "sunrise-onnx depends on a backend crate other than through the core: $ours"
+grep -q 'sunrise-backend' onnx/Cargo.toml && fail "sunrise-onnx names a backend crate in its manifest"
+
 if grep -rn --include='*.toml' -e 'target-cpu=native' -e 'target-cpu = "native"' . --exclude-dir=target | grep -q .; then
   fail "target-cpu=native is set; Debian builds for the baseline ISA"
 fi

@@ -426,7 +426,7 @@ fn shape(c: &Ctx<'_>) -> Result<Tensor> {
 fn constant(c: &Ctx<'_>) -> Result<Tensor> {
     let a = &c.attrs;
     if let Some(t) = a.tensor("value")? {
-        return Ok(from_proto(t, None, c.device)?);
+        return from_proto(t, None, c.device);
     }
     if a.has("value_float") {
         return Ok(Tensor::scalar(a.float_or("value_float", 0.0)?, c.device)?);
