@@ -19,6 +19,7 @@ pub(super) fn run(op: &str, c: &Ctx<'_>) -> Option<Result<Vec<Tensor>>> {
             .input(0)
             .and_then(|x| Ok(x.div(&x.abs()?.add_scalar(1.0)?)?)),
         "Gelu" => gelu(c),
+        "Erf" => c.input(0).and_then(erf),
         "Elu" | "Selu" => elu(op, c),
         "LeakyRelu" => leaky_relu(c),
         "PRelu" => (|| {
@@ -94,6 +95,38 @@ fn unary(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
 fn via_i64(xs: &[&Tensor], f: impl FnOnce(&[Tensor]) -> sunrise::Result<Tensor>) -> Result<Tensor> {
     let wide: Vec<Tensor> = xs.iter().map(|x| widen_u8(x)).collect::<Result<_>>()?;
     wrap_u8(&f(&wide)?)
+}
+
+/// `erf x` from core ops (Abramowitz and Stegun 7.1.26, absolute error
+/// below 1.5e-7): `1 - t (a1 + t (a2 + ...)) e^{-x^2}` with
+/// `t = 1 / (1 + p |x|)`, odd in `x`.
+fn erf(x: &Tensor) -> Result<Tensor> {
+    if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
+        return Err(crate::Error::unsupported(
+            "Erf",
+            format!("Erf of {}", x.dtype()),
+        ));
+    }
+    const P: f64 = 0.327_591_1;
+    const A: [f64; 5] = [
+        0.254_829_592,
+        -0.284_496_736,
+        1.421_413_741,
+        -1.453_152_027,
+        1.061_405_429,
+    ];
+    let ax = x.abs()?;
+    let t = x
+        .scalar_like(1.0)?
+        .div(&ax.mul_scalar(P)?.add_scalar(1.0)?)?;
+    let mut poly = t.mul_scalar(A[4])?;
+    for &a in A[..4].iter().rev() {
+        poly = poly.add_scalar(a)?.mul(&t)?;
+    }
+    let y = x
+        .scalar_like(1.0)?
+        .sub(&poly.mul(&ax.mul(&ax)?.neg()?.exp()?)?)?;
+    Ok(Tensor::where_(&x.lt(&x.scalar_like(0.0)?)?, &y.neg()?, &y)?)
 }
 
 fn gelu(c: &Ctx<'_>) -> Result<Tensor> {

@@ -7,6 +7,7 @@ mod elementwise;
 mod nn;
 mod pad;
 mod reduce;
+mod resize;
 mod shape;
 
 use sunrise::{DType, Device, Tensor};
@@ -19,20 +20,20 @@ use crate::proto::NodeProto;
 #[rustfmt::skip]
 pub const SUPPORTED_OPS: &[&str] = &[
     // elementwise
-    "Abs", "Add", "And", "Clip", "Div", "Elu", "Equal", "Exp", "Gelu", "Greater",
+    "Abs", "Add", "And", "Clip", "Div", "Elu", "Equal", "Erf", "Exp", "Gelu", "Greater",
     "GreaterOrEqual", "HardSigmoid", "HardSwish", "LeakyRelu", "Less", "LessOrEqual", "Log",
     "Max", "Mean", "Min", "Mul", "Neg", "Not", "Or", "Pow", "PRelu", "Reciprocal", "Relu",
     "Selu", "Sigmoid", "Softplus", "Softsign", "Sqrt", "Sub", "Sum", "Tanh", "Where", "Xor",
     // shape and data movement
     "Cast", "CastLike", "Concat", "Constant", "ConstantOfShape", "Dropout", "Expand", "Flatten",
-    "Gather", "GatherElements", "Identity", "Pad", "Range", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze",
-    "Tile", "Transpose", "Unsqueeze",
+    "Gather", "GatherElements", "Identity", "Pad", "Range", "Reshape", "Resize", "Shape", "Size",
+    "Slice", "Split", "Squeeze", "Tile", "Transpose", "Unsqueeze", "Upsample",
     // nn
     "AveragePool", "BatchNormalization", "Conv", "ConvTranspose", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
     "InstanceNormalization", "LayerNormalization", "LogSoftmax", "LRN", "MatMul", "MaxPool",
     "Softmax",
     // reductions
-    "ArgMax", "ArgMin", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
+    "ArgMax", "ArgMin", "CumSum", "TopK", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
 ];
 
 /// [`SUPPORTED_OPS`] as a slice.
@@ -191,6 +192,9 @@ fn dispatch(op: &str, c: &Ctx<'_>) -> Result<Vec<Tensor>> {
     }
     if op == "Pad" {
         return pad::run(c);
+    }
+    if op == "Resize" || op == "Upsample" {
+        return resize::run(op, c);
     }
     Err(c.unsupported(format!("op {op:?} is not implemented")))
 }
