@@ -222,10 +222,7 @@ fn binary(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
         return Err(c.invalid(format!("inputs of dtypes {} and {}", a.dtype(), b.dtype())));
     }
     if op == "Div" && a.dtype() != DType::F32 && a.dtype() != DType::F64 {
-        return Err(c.unsupported(format!(
-            "Div of {} (the core's div is float-only)",
-            a.dtype()
-        )));
+        return int_div(c, a, b);
     }
     let f = |a: &Tensor, b: &Tensor| match op {
         "Add" => a.add(b),
@@ -237,6 +234,31 @@ fn binary(op: &str, c: &Ctx<'_>) -> Result<Tensor> {
         return via_i64(&[a, b], |w| f(&w[0], &w[1]));
     }
     Ok(f(a, b)?)
+}
+
+/// Integer division truncating toward zero (ONNX's rule), on the host:
+/// the core's div is float-only, and integer divisions in models are the
+/// small shape arithmetic exporters emit. Division by zero is an error.
+fn int_div(c: &Ctx<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let shape = super::broadcast_shape(c, a.shape(), b.shape())?;
+    let wide = |t: &Tensor| -> Result<Vec<i64>> {
+        let t = t.broadcast_to(&shape)?.contiguous()?;
+        super::host_ints(&t, &c.attrs.at)
+    };
+    let (x, y) = (wide(a)?, wide(b)?);
+    let q: Vec<i64> = x
+        .iter()
+        .zip(&y)
+        .map(|(&p, &q)| {
+            p.checked_div(q)
+                .ok_or_else(|| c.invalid(format!("integer division {p} / {q}")))
+        })
+        .collect::<Result<_>>()?;
+    let t = Tensor::from_slice(&q, &shape, c.device)?;
+    if a.dtype() == DType::U8 {
+        return wrap_u8(&t);
+    }
+    Ok(t)
 }
 
 fn variadic(op: &str, c: &Ctx<'_>) -> Result<Tensor> {

@@ -109,6 +109,27 @@ pub(crate) fn check_made(c: &Ctx<'_>, shape: &[usize]) -> Result<()> {
     }
 }
 
+/// NumPy broadcasting of two shapes.
+pub(crate) fn broadcast_shape(c: &Ctx<'_>, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| {
+        if i + s.len() >= r {
+            s[i + s.len() - r]
+        } else {
+            1
+        }
+    };
+    (0..r)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y || y == 1 => Ok(x),
+            (1, y) => Ok(y),
+            (x, y) => Err(c.invalid(format!(
+                "shapes {a:?} and {b:?} do not broadcast ({x} vs {y})"
+            ))),
+        })
+        .collect()
+}
+
 /// An integer tensor's values on the host.
 pub(crate) fn host_ints(t: &Tensor, at: &str) -> Result<Vec<i64>> {
     match t.dtype() {

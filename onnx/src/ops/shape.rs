@@ -283,34 +283,13 @@ fn unsqueeze(c: &Ctx<'_>) -> Result<Tensor> {
     Ok(y)
 }
 
-/// NumPy broadcasting of two shapes.
-fn broadcast(c: &Ctx<'_>, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let r = a.len().max(b.len());
-    let at = |s: &[usize], i: usize| {
-        if i + s.len() >= r {
-            s[i + s.len() - r]
-        } else {
-            1
-        }
-    };
-    (0..r)
-        .map(|i| match (at(a, i), at(b, i)) {
-            (x, y) if x == y || y == 1 => Ok(x),
-            (1, y) => Ok(y),
-            (x, y) => Err(c.invalid(format!(
-                "shapes {a:?} and {b:?} do not broadcast ({x} vs {y})"
-            ))),
-        })
-        .collect()
-}
-
 fn expand(c: &Ctx<'_>) -> Result<Tensor> {
     let x = c.input(0)?;
     let want = c
         .ints(1)?
         .ok_or_else(|| c.invalid("input 1 (shape) is required"))?;
     let want: Vec<usize> = want.iter().map(|&d| d.max(0) as usize).collect();
-    let s = broadcast(c, x.shape(), &want)?;
+    let s = super::broadcast_shape(c, x.shape(), &want)?;
     check_made(c, &s)?;
     Ok(x.broadcast_to(&s)?.contiguous()?)
 }
