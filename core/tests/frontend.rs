@@ -116,6 +116,39 @@ fn reductions_keepdim_and_matmul_shapes() {
 }
 
 #[test]
+fn a_batch_against_one_matrix_matches_per_batch_products() {
+    // [2, 3, 4] @ [4, 5] runs as one [6, 4] @ [4, 5] product; it must give
+    // what each batch's own product gives, with a [4] vector too, and for
+    // a transposed (not foldable) A.
+    let a = seq(&[2, 3, 4]);
+    let b = seq(&[4, 5]);
+    let y = a.matmul(&b).unwrap();
+    for i in 0..2 {
+        let ai = a.narrow(0, i, 1).unwrap().reshape(&[3, 4]).unwrap();
+        let want = ai.matmul(&b).unwrap().to_vec::<f32>().unwrap();
+        let got = y.narrow(0, i, 1).unwrap().reshape(&[3, 5]).unwrap();
+        assert_eq!(got.to_vec::<f32>().unwrap(), want);
+    }
+    let v = t(&[1., -1., 2., 0.5], &[4]);
+    let yv = a.matmul(&v).unwrap();
+    assert_eq!(yv.shape(), &[2, 3]);
+    let ai = a.narrow(0, 1, 1).unwrap().reshape(&[3, 4]).unwrap();
+    assert_eq!(
+        yv.narrow(0, 1, 1)
+            .unwrap()
+            .reshape(&[3])
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        ai.matmul(&v).unwrap().to_vec::<f32>().unwrap()
+    );
+    let at = seq(&[2, 4, 3]).transpose(1, 2).unwrap();
+    let yt = at.matmul(&b).unwrap();
+    let want = at.contiguous().unwrap().matmul(&b).unwrap();
+    assert_eq!(yt.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+}
+
+#[test]
 fn shape_errors_are_typed() {
     let a = seq(&[2, 3]);
     assert!(matches!(a.add(&seq(&[4])), Err(Error::Broadcast { .. })));

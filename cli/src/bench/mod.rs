@@ -24,6 +24,7 @@ mod conv;
 mod cuda;
 mod gemm;
 mod memory;
+mod onnx;
 mod onnxruntime;
 mod openblas;
 mod ops;
@@ -56,6 +57,8 @@ pub enum Suite {
     Cuda,
     /// Training steps (and tiny-op dispatch) beside PyTorch on the CPU.
     Train,
+    /// ONNX model inference (sunrise run's engine) beside ONNX Runtime's CPU provider.
+    Onnx,
 }
 
 impl Suite {
@@ -68,6 +71,7 @@ impl Suite {
             Suite::Memory => "memory",
             Suite::Cuda => "cuda",
             Suite::Train => "train",
+            Suite::Onnx => "onnx",
         }
     }
 }
@@ -105,6 +109,10 @@ pub struct BenchArgs {
     /// tree's scripts/).
     #[arg(long)]
     scripts: Option<PathBuf>,
+    /// Directory of .onnx models for the onnx suite (default: the source
+    /// tree's target/onnx-models).
+    #[arg(long)]
+    models: Option<PathBuf>,
     /// Python interpreter for the ONNX Runtime peer.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -271,6 +279,7 @@ fn child(suite: Suite, args: &BenchArgs) -> ExitCode {
         Suite::Conv => conv::run(&ctx),
         Suite::Memory => memory::run(&ctx),
         Suite::Train => train::run(&ctx),
+        Suite::Onnx => onnx::run(&ctx),
         Suite::Cuda => return cuda::run(args),
     };
     match r {
@@ -311,6 +320,9 @@ fn run_child(
     }
     if let Some(d) = &args.scripts {
         cmd.arg("--scripts").arg(d);
+    }
+    if let Some(d) = &args.models {
+        cmd.arg("--models").arg(d);
     }
     let out = cmd.output().map_err(BenchError::Spawn)?;
     let rows = String::from_utf8_lossy(&out.stdout)

@@ -31,6 +31,7 @@ pub(crate) fn table(suite: Suite, rows: &[Value], tiers: &[Isa]) {
         Suite::Memory => peer_table(rows, tiers, "GB/s", "gbps", false),
         Suite::Cuda => super::cuda::table(rows),
         Suite::Train => super::train::table(&sorted(rows, tiers)),
+        Suite::Onnx => super::onnx::table(&sorted(rows, tiers)),
     }
 }
 

@@ -46,6 +46,36 @@ impl Tensor {
             &b.shape()[..b.rank() - 2],
         )?;
         let with = |tail: [usize; 2]| -> Vec<usize> { batch.iter().copied().chain(tail).collect() };
+        // A batch of A against one B (`[.., m, k] @ [k, n]`, as every
+        // linear layer on a sequence is): one GEMM with the batch folded
+        // into M, when A's rows can be viewed that way without a copy. (A
+        // stride-0 batch of B sends the backend to its strided kernel:
+        // [1, 32, 128] @ [128, 128] took 1.6 ms against 55 us for the 2-D
+        // product.)
+        let b_batch: usize = b.shape()[..b.rank() - 2].iter().product();
+        if !batch.is_empty() && b_batch == 1 && a.shape()[..a.rank() - 2] == batch[..] {
+            let rows: usize = batch.iter().product::<usize>() * m;
+            if let Some(a2) = a.layout().reshaped(&[rows, k]) {
+                let a2 = a.with_layout(a2);
+                let b2 = b.reshape_untracked(&[k, n])?;
+                let out = Tensor::alloc(&[rows, n], self.dtype(), self.device())?;
+                let p = Params::Matmul(MatmulParams {
+                    struct_size: MatmulParams::SIZE,
+                    alpha: 1.0,
+                    beta: 0.0,
+                });
+                run(OpId::Matmul, p, &[&a2, &b2], &[&out])?;
+                let mut shape = with([m, n]);
+                if other.rank() == 1 {
+                    shape.pop();
+                }
+                return Ok(grad_fns::matmul(
+                    self,
+                    other,
+                    out.reshape_untracked(&shape)?,
+                ));
+            }
+        }
         let a = a.broadcast_untracked(&with([m, k]))?;
         let b = b.broadcast_untracked(&with([k, n]))?;
         crate::shape::check_rank("matmul", batch.len() + 2)?;
