@@ -7,76 +7,31 @@ mod support;
 
 use prost::Message;
 use sunrise::{Device, Tensor};
-use sunrise_onnx::proto::{
-    tensor_proto::DataType, tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use sunrise_onnx::build::{floats, model, node, value};
+use sunrise_onnx::proto::GraphProto;
 use support::{sunrise, text};
 
-fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            denotation: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
-}
-
 /// `probs = softmax(relu(x w + b))`, x [2, 3]; output name with a slash.
-fn model() -> Vec<u8> {
-    let node = |op: &str, i: &[&str], o: &str| NodeProto {
-        op_type: Some(op.into()),
-        input: i.iter().map(|s| s.to_string()).collect(),
-        output: vec![o.into()],
-        ..Default::default()
-    };
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(13),
-        }],
-        graph: Some(GraphProto {
+fn model_bytes() -> Vec<u8> {
+    let w: Vec<f32> = (0..12).map(|i| i as f32 / 10.0 - 0.5).collect();
+    model(
+        GraphProto {
             node: vec![
-                node("MatMul", &["x", "w"], "m"),
-                node("Add", &["m", "b"], "a"),
-                node("Relu", &["a"], "r"),
-                node("Softmax", &["r"], "out/probs"),
+                node("MatMul", &["x", "w"], "m", vec![]),
+                node("Add", &["m", "b"], "a", vec![]),
+                node("Relu", &["a"], "r", vec![]),
+                node("Softmax", &["r"], "out/probs", vec![]),
             ],
             initializer: vec![
-                TensorProto {
-                    name: Some("w".into()),
-                    dims: vec![3, 4],
-                    data_type: Some(DataType::Float as i32),
-                    float_data: (0..12).map(|i| i as f32 / 10.0 - 0.5).collect(),
-                    ..Default::default()
-                },
-                TensorProto {
-                    name: Some("b".into()),
-                    dims: vec![4],
-                    data_type: Some(DataType::Float as i32),
-                    float_data: vec![0.1, -0.2, 0.3, 0.0],
-                    ..Default::default()
-                },
+                floats("w", &[3, 4], w),
+                floats("b", &[4], vec![0.1, -0.2, 0.3, 0.0]),
             ],
             input: vec![value("x", &[2, 3])],
             output: vec![value("out/probs", &[2, 4])],
             ..Default::default()
-        }),
-        ..Default::default()
-    }
+        },
+        13,
+    )
     .encode_to_vec()
 }
 
@@ -85,7 +40,7 @@ fn run_writes_outputs_that_match_the_library() {
     let dir = std::env::temp_dir().join(format!("sunrise-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("m.onnx");
-    std::fs::write(&path, model()).unwrap();
+    std::fs::write(&path, model_bytes()).unwrap();
     let m = path.to_str().unwrap();
 
     let o = sunrise(&["run", "--info", m], &[]);
@@ -142,7 +97,7 @@ fn run_writes_outputs_that_match_the_library() {
     );
 
     // Failures are errors with a reason, never a panic.
-    std::fs::write(dir.join("bad.onnx"), &model()[..40]).unwrap();
+    std::fs::write(dir.join("bad.onnx"), &model_bytes()[..40]).unwrap();
     let bad = dir.join("bad.onnx");
     let cases: [(Vec<&str>, &str); 3] = [
         (

@@ -9,71 +9,30 @@
 
 use prost::Message;
 use sunrise::{DType, Tensor};
-use sunrise_onnx::proto::{
-    tensor_proto::DataType, tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use sunrise_onnx::build::{floats, model, node, value};
+use sunrise_onnx::proto::{GraphProto, ModelProto};
 use sunrise_onnx::{Dim, Model};
 
-fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            denotation: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
-}
-
-fn weight(name: &str, dims: &[i64]) -> TensorProto {
+fn weight(name: &str, dims: &[i64]) -> sunrise_onnx::proto::TensorProto {
     let n: i64 = dims.iter().product();
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(DataType::Float as i32),
-        float_data: (0..n)
+    floats(
+        name,
+        dims,
+        (0..n)
             .map(|i| ((i * 37 % 11) as f32 - 5.0) / 10.0)
             .collect(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
-    NodeProto {
-        op_type: Some(op.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: Some(output.into()),
-        ..Default::default()
-    }
+    )
 }
 
 fn built_in() -> ModelProto {
-    ModelProto {
-        ir_version: Some(8),
-        producer_name: Some("sunrise example".into()),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(17),
-        }],
-        graph: Some(GraphProto {
+    let mut m = model(
+        GraphProto {
             name: Some("mlp".into()),
             node: vec![
-                node("Gemm", &["x", "w1", "b1"], "h"),
-                node("Relu", &["h"], "r"),
-                node("Gemm", &["r", "w2", "b2"], "logits"),
-                node("Softmax", &["logits"], "probs"),
+                node("Gemm", &["x", "w1", "b1"], "h", vec![]),
+                node("Relu", &["h"], "r", vec![]),
+                node("Gemm", &["r", "w2", "b2"], "logits", vec![]),
+                node("Softmax", &["logits"], "probs", vec![]),
             ],
             initializer: vec![
                 weight("w1", &[4, 8]),
@@ -84,9 +43,11 @@ fn built_in() -> ModelProto {
             input: vec![value("x", &[2, 4])],
             output: vec![value("probs", &[2, 3])],
             ..Default::default()
-        }),
-        ..Default::default()
-    }
+        },
+        17,
+    );
+    m.producer_name = Some("sunrise example".into());
+    m
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -21,6 +21,7 @@
 //! device, dropping each intermediate after its last use.
 
 mod attrs;
+pub mod build;
 mod error;
 mod model;
 pub mod npy;

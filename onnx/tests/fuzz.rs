@@ -11,66 +11,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use prost::Message;
 use sunrise::{DType, Device, Tensor};
-use sunrise_onnx::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use sunrise_onnx::build::{floats, ints, ints_attr, model, node, value};
+use sunrise_onnx::proto::{GraphProto, ModelProto, TensorProto};
 use sunrise_onnx::{Dim, Model};
-
-fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            denotation: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
-}
 
 fn weight(name: &str, dims: &[i64], seed: u32) -> TensorProto {
     let n: i64 = dims.iter().product();
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(DataType::Float as i32),
-        float_data: (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) % 1000)
-            .map(|v| v as f32 / 1000.0 - 0.5)
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: Some(op.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: Some(output.into()),
-        attribute,
-        ..Default::default()
-    }
+    let data = (0..n)
+        .map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) % 1000)
+        .map(|v| v as f32 / 1000.0 - 0.5)
+        .collect();
+    floats(name, dims, data)
 }
 
 /// Conv-Relu-MaxPool-Flatten-Gemm-Softmax on [1, 2, 6, 6].
@@ -82,14 +33,17 @@ fn cnn() -> ModelProto {
                 "Conv",
                 &["x", "w", "b"],
                 "c",
-                vec![ints("pads", &[1, 1, 1, 1])],
+                vec![ints_attr("pads", &[1, 1, 1, 1])],
             ),
             node("Relu", &["c"], "r", vec![]),
             node(
                 "MaxPool",
                 &["r"],
                 "p",
-                vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+                vec![
+                    ints_attr("kernel_shape", &[2, 2]),
+                    ints_attr("strides", &[2, 2]),
+                ],
             ),
             node("Flatten", &["p"], "f", vec![]),
             node("Gemm", &["f", "fc", "fb"], "g", vec![]),
@@ -105,18 +59,12 @@ fn cnn() -> ModelProto {
         output: vec![value("y", &[1, 4])],
         ..Default::default()
     };
-    model(graph)
+    model(graph, 13)
 }
 
 /// MatMul-Add-Relu-Reshape-ReduceMean on [2, 8].
 fn mlp() -> ModelProto {
-    let shape = TensorProto {
-        name: Some("shape".into()),
-        dims: vec![3],
-        data_type: Some(DataType::Int64 as i32),
-        int64_data: vec![2, 2, -1],
-        ..Default::default()
-    };
+    let shape = ints("shape", &[3], vec![2, 2, -1]);
     let graph = GraphProto {
         name: Some("mlp".into()),
         node: vec![
@@ -124,26 +72,14 @@ fn mlp() -> ModelProto {
             node("Add", &["m", "b"], "a", vec![]),
             node("Relu", &["a"], "r", vec![]),
             node("Reshape", &["r", "shape"], "s", vec![]),
-            node("ReduceMean", &["s"], "y", vec![ints("axes", &[2])]),
+            node("ReduceMean", &["s"], "y", vec![ints_attr("axes", &[2])]),
         ],
         initializer: vec![weight("w", &[8, 6], 5), weight("b", &[6], 6), shape],
         input: vec![value("x", &[2, 8])],
         output: vec![value("y", &[2, 2, 1])],
         ..Default::default()
     };
-    model(graph)
-}
-
-fn model(graph: GraphProto) -> ModelProto {
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(13),
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    }
+    model(graph, 13)
 }
 
 /// xorshift64*.

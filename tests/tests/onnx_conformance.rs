@@ -241,6 +241,38 @@ fn light(model: &Path, ops: &mut Vec<String>) -> Outcome {
     Outcome::Pass
 }
 
+/// Outcomes per op, per suite, and the reasons of skips and failures.
+#[derive(Default)]
+struct Tally {
+    by_op: BTreeMap<String, [usize; 3]>,
+    totals: BTreeMap<&'static str, [usize; 3]>,
+    failures: Vec<String>,
+    skips: Vec<String>,
+}
+
+impl Tally {
+    /// Counts case `path` of `suite` (pass, fail, skip) under its suite
+    /// and each op it uses.
+    fn add(&mut self, suite: &'static str, path: &Path, outcome: Outcome, ops: Vec<String>) {
+        let name = format!("{suite}/{}", path.file_name().unwrap().to_string_lossy());
+        let slot = match outcome {
+            Outcome::Pass => 0,
+            Outcome::Fail(r) => {
+                self.failures.push(format!("{name}: {r}"));
+                1
+            }
+            Outcome::Skip(r) => {
+                self.skips.push(format!("{name}: {r}"));
+                2
+            }
+        };
+        self.totals.entry(suite).or_default()[slot] += 1;
+        for op in ops {
+            self.by_op.entry(op).or_default()[slot] += 1;
+        }
+    }
+}
+
 #[test]
 fn onnx_backend_test_suite() {
     let data = match data_dir() {
@@ -256,10 +288,7 @@ fn onnx_backend_test_suite() {
             return;
         }
     };
-    let mut by_op: BTreeMap<String, [usize; 3]> = BTreeMap::new();
-    let mut totals: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    let mut failures = Vec::new();
-    let mut skips = Vec::new();
+    let mut t = Tally::default();
     for suite in ["node", "simple", "pytorch-converted", "pytorch-operator"] {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(data.join(suite))
             .map(|r| {
@@ -272,24 +301,9 @@ fn onnx_backend_test_suite() {
         dirs.sort();
         assert!(!dirs.is_empty(), "{}: no cases", data.join(suite).display());
         for dir in dirs {
-            let name = format!("{suite}/{}", dir.file_name().unwrap().to_string_lossy());
             let mut ops = Vec::new();
             let outcome = case(&dir, &mut ops);
-            let slot = match &outcome {
-                Outcome::Pass => 0,
-                Outcome::Skip(r) => {
-                    skips.push(format!("{name}: {r}"));
-                    2
-                }
-                Outcome::Fail(r) => {
-                    failures.push(format!("{name}: {r}"));
-                    1
-                }
-            };
-            totals.entry(suite).or_default()[slot] += 1;
-            for op in ops {
-                by_op.entry(op).or_default()[slot] += 1;
-            }
+            t.add(suite, &dir, outcome, ops);
         }
     }
     let mut models: Vec<PathBuf> = std::fs::read_dir(data.join("light"))
@@ -299,24 +313,16 @@ fn onnx_backend_test_suite() {
     models.sort();
     assert!(!models.is_empty(), "no light models");
     for model in models {
-        let name = format!("light/{}", model.file_name().unwrap().to_string_lossy());
         let mut ops = Vec::new();
-        let slot = match light(&model, &mut ops) {
-            Outcome::Pass => 0,
-            Outcome::Skip(r) => {
-                skips.push(format!("{name}: {r}"));
-                2
-            }
-            Outcome::Fail(r) => {
-                failures.push(format!("{name}: {r}"));
-                1
-            }
-        };
-        totals.entry("light").or_default()[slot] += 1;
-        for op in ops {
-            by_op.entry(op).or_default()[slot] += 1;
-        }
+        let outcome = light(&model, &mut ops);
+        t.add("light", &model, outcome, ops);
     }
+    let Tally {
+        by_op,
+        totals,
+        failures,
+        skips,
+    } = t;
     let mut report = String::from("ONNX backend test suite (onnx 1.19.1 data) on the CPU\n");
     report += &format!(
         "{:<28} {:>6} {:>6} {:>6}\n",
