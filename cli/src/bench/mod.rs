@@ -109,8 +109,8 @@ pub struct BenchArgs {
     /// tree's scripts/).
     #[arg(long)]
     scripts: Option<PathBuf>,
-    /// Directory of .onnx models for the onnx suite (default: the source
-    /// tree's target/onnx-models).
+    /// Directory of .onnx models for the onnx suite (default: target/onnx-models
+    /// beside the target/release/ this program runs from).
     #[arg(long)]
     models: Option<PathBuf>,
     /// Python interpreter for the ONNX Runtime peer.

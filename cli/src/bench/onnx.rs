@@ -3,10 +3,11 @@
 //! count (`scripts/onnxruntime_model_bench.py`, run in the same child),
 //! with the peak resident memory of both.
 //!
-//! Models: the `.onnx` files in `--models DIR` (default: the source tree's
-//! `target/onnx-models`, written by `scripts/export_torch_models.py`:
+//! Models: the `.onnx` files in `--models DIR` (default: `onnx-models` in
+//! the cargo target directory the program runs from, written by
+//! `scripts/export_torch_models.py`:
 //! ResNet-18, MobileNetV2, a transformer encoder, batch dimension
-//! symbolic) and ONNX's `light` ResNet-50 (from
+//! symbolic) and, beside it, ONNX's `light` ResNet-50 (from
 //! `scripts/setup-onnx-tests.sh`; its batch is fixed at 1). Batches 1 and
 //! 8 where the model allows. Inputs: standard-normal f32 (seeded).
 //!
@@ -28,23 +29,32 @@ use super::{time_median, BenchError, Ctx};
 /// The peer script's file name.
 const SCRIPT: &str = "onnxruntime_model_bench.py";
 
-/// The source tree, for the default model directories.
-const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// The cargo target directory this program was built in (`target/` of
+/// `target/release/sunrise`), found at run time: no build path may be
+/// compiled into a packaged binary. `None` when installed elsewhere.
+fn target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.to_path_buf();
+    dir.join("onnx-models").is_dir().then_some(dir)
+}
 
 fn model_files(dir: Option<&Path>) -> Vec<PathBuf> {
-    let dir = dir.map_or_else(
-        || Path::new(SOURCE).join("target/onnx-models"),
-        Path::to_path_buf,
-    );
+    let target = target_dir();
+    let dir = match (dir, &target) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(t)) => t.join("onnx-models"),
+        (None, None) => return Vec::new(),
+    };
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|r| r.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     v.retain(|p| p.extension().is_some_and(|e| e == "onnx"));
     v.sort();
-    let light =
-        Path::new(SOURCE).join("target/onnx-data/onnx/backend/test/data/light/light_resnet50.onnx");
-    if light.is_file() {
-        v.push(light);
+    if let Some(t) = target {
+        let light = t.join("onnx-data/onnx/backend/test/data/light/light_resnet50.onnx");
+        if light.is_file() {
+            v.push(light);
+        }
     }
     v
 }
