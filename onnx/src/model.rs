@@ -60,6 +60,9 @@ pub struct Model {
     outputs: Vec<ValueInfo>,
     /// For each node, the values it is the last reader of.
     frees: Vec<Vec<String>>,
+    /// The initializers moved to each non-CPU device a run used, so that
+    /// a device gets them once rather than every run.
+    on_device: std::sync::Mutex<Vec<(Device, HashMap<String, Tensor>)>>,
 }
 
 /// What `sunrise run --info` prints.
@@ -205,6 +208,7 @@ impl Model {
             inputs,
             outputs,
             frees,
+            on_device: std::sync::Mutex::default(),
         })
     }
 
@@ -261,8 +265,10 @@ impl Model {
             .first()
             .map_or_else(Device::cpu, |(_, t)| t.device().clone());
         let mut env: HashMap<&str, Tensor> = HashMap::new();
+        let moved = self.initializers_on(&device)?;
         for (name, t) in &self.initializers {
-            env.insert(name, t.to(&device)?);
+            let t = moved.as_ref().and_then(|m| m.get(name)).unwrap_or(t);
+            env.insert(name, t.clone());
         }
         for (name, t) in inputs {
             let key: &str = if let Some(decl) = self.inputs.iter().find(|v| v.name == *name) {
@@ -325,6 +331,26 @@ impl Model {
                 Ok((o.name.clone(), t))
             })
             .collect()
+    }
+}
+
+impl Model {
+    /// The initializers on `device` (`None` on the CPU, where they already
+    /// are), copied there on the first run that needs them.
+    fn initializers_on(&self, device: &Device) -> Result<Option<HashMap<String, Tensor>>> {
+        if *device == Device::cpu() {
+            return Ok(None);
+        }
+        let mut cache = self.on_device.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, m)) = cache.iter().find(|(d, _)| d == device) {
+            return Ok(Some(m.clone()));
+        }
+        let mut m = HashMap::with_capacity(self.initializers.len());
+        for (name, t) in &self.initializers {
+            m.insert(name.clone(), t.to(device)?);
+        }
+        cache.push((device.clone(), m.clone()));
+        Ok(Some(m))
     }
 }
 

@@ -119,6 +119,15 @@ fn compare(name: &str, got: &Tensor, want: &Tensor) -> Result<(), String> {
     Ok(())
 }
 
+/// A skip naming the ops of `ops` this crate does not run, if any.
+fn unimplemented(ops: &[String]) -> Option<Outcome> {
+    let missing: Vec<&String> = ops
+        .iter()
+        .filter(|o| !sunrise_onnx::SUPPORTED_OPS.contains(&o.as_str()))
+        .collect();
+    (!missing.is_empty()).then(|| Outcome::Skip(format!("ops not implemented: {missing:?}")))
+}
+
 fn classify(e: Error) -> Outcome {
     match e {
         Error::Unsupported { .. } => Outcome::Skip(e.to_string()),
@@ -138,12 +147,8 @@ fn case(dir: &Path, ops: &mut Vec<String>) -> Outcome {
         }
         ops.sort();
         ops.dedup();
-        let missing: Vec<&String> = ops
-            .iter()
-            .filter(|o| !sunrise_onnx::SUPPORTED_OPS.contains(&o.as_str()))
-            .collect();
-        if !missing.is_empty() {
-            return Outcome::Skip(format!("ops not implemented: {missing:?}"));
+        if let Some(skip) = unimplemented(ops) {
+            return skip;
         }
     }
     let model = match Model::load(&path) {
@@ -198,12 +203,8 @@ fn light(model: &Path, ops: &mut Vec<String>) -> Outcome {
         Err(e) => return classify(e),
     };
     ops.extend(m.info().ops.into_keys());
-    let missing: Vec<&String> = ops
-        .iter()
-        .filter(|o| !sunrise_onnx::SUPPORTED_OPS.contains(&o.as_str()))
-        .collect();
-    if !missing.is_empty() {
-        return Outcome::Skip(format!("ops not implemented: {missing:?}"));
+    if let Some(skip) = unimplemented(ops) {
+        return skip;
     }
     let mut inputs = Vec::new();
     for v in m.inputs() {

@@ -67,12 +67,7 @@ fn window(c: &Ctx<'_>, input: &[usize], kernel: Option<Vec<usize>>) -> Result<Wi
                 let out = input[i].div_ceil(strides[i]);
                 let span = dilations[i] * (kernel[i] - 1) + 1;
                 let total = ((out - 1) * strides[i] + span).saturating_sub(input[i]);
-                let (small, big) = (total / 2, total - total / 2);
-                (p[i], p[i + k]) = if auto == "SAME_UPPER" {
-                    (small, big)
-                } else {
-                    (big, small)
-                };
+                (p[i], p[i + k]) = split_same(total, auto == "SAME_UPPER");
             }
             p
         }
@@ -110,6 +105,17 @@ impl Window {
             y = super::pad::pad_axis(c, &y, 2 + i, pads, super::pad::Mode::Constant(value))?;
         }
         Ok(y)
+    }
+}
+
+/// `total` padding as (begin, end): the odd one at the end when `upper`
+/// (SAME_UPPER), else at the beginning (SAME_LOWER).
+fn split_same(total: usize, upper: bool) -> (usize, usize) {
+    let (small, big) = (total / 2, total - total / 2);
+    if upper {
+        (small, big)
+    } else {
+        (big, small)
     }
 }
 
@@ -233,12 +239,7 @@ fn conv_transpose(c: &Ctx<'_>) -> Result<Tensor> {
             // A larger output_shape is extra output padding at the end.
             full[i] = full[i].max(shape[i]);
             let total = full[i] - shape[i];
-            let (small, big) = (total / 2, total - total / 2);
-            (p[i], p[i + k]) = if auto == "SAME_LOWER" {
-                (big, small)
-            } else {
-                (small, big)
-            };
+            (p[i], p[i + k]) = split_same(total, auto != "SAME_LOWER");
         }
         p
     } else {
@@ -248,12 +249,7 @@ fn conv_transpose(c: &Ctx<'_>) -> Result<Tensor> {
                 let mut p = vec![0; 2 * k];
                 for i in 0..k {
                     let total = full[i].saturating_sub(x.shape()[2 + i] * strides[i]);
-                    let (small, big) = (total / 2, total - total / 2);
-                    (p[i], p[i + k]) = if auto == "SAME_UPPER" {
-                        (small, big)
-                    } else {
-                        (big, small)
-                    };
+                    (p[i], p[i + k]) = split_same(total, auto == "SAME_UPPER");
                 }
                 p
             }
